@@ -1,0 +1,1 @@
+//! Signal attachments and WhatsApp media encryption (streaming).

@@ -1,0 +1,24 @@
+//! textsecure-core: the Signal protocol in pure Rust.
+//!
+//! X25519 / XEdDSA keys with libsignal's encodings, X3DH (session version 3) and PQXDH
+//! (version 4), the Double Ratchet with libsignal's KDFs and wire formats, and libsignal's
+//! storage records. No Python here: the PyO3 layer lives in `textsecure-py`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod attachments;
+pub mod crypto;
+pub mod curve;
+pub mod error;
+pub mod message;
+pub mod prekey;
+pub mod proto;
+pub mod ratchet;
+pub mod session;
+pub mod state;
+pub mod store;
+
+pub use error::{Error, Result};
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,51 @@
+//! The one place where core errors become Python exceptions (classes from `textsecure.errors`).
+
+use pyo3::prelude::*;
+
+pyo3::import_exception!(textsecure.errors, InvalidKey);
+pyo3::import_exception!(textsecure.errors, InvalidSignature);
+pyo3::import_exception!(textsecure.errors, InvalidMessage);
+pyo3::import_exception!(textsecure.errors, MessageGapTooLarge);
+pyo3::import_exception!(textsecure.errors, DuplicateMessage);
+pyo3::import_exception!(textsecure.errors, UnsupportedVersion);
+pyo3::import_exception!(textsecure.errors, NoSession);
+pyo3::import_exception!(textsecure.errors, UntrustedIdentity);
+pyo3::import_exception!(textsecure.errors, InvalidPreKeyId);
+pyo3::import_exception!(textsecure.errors, InvalidRecord);
+pyo3::import_exception!(textsecure.errors, NoSenderKey);
+pyo3::import_exception!(textsecure.errors, InvalidArgument);
+pyo3::import_exception!(textsecure.errors, StoreError);
+
+use textsecure_core::Error;
+
+/// Maps a core error to its Python exception.
+pub(crate) fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::InvalidKey(_) => InvalidKey::new_err(msg),
+        Error::InvalidSignature(_) => InvalidSignature::new_err(msg),
+        Error::InvalidMessage(_) => InvalidMessage::new_err(msg),
+        Error::MessageGapTooLarge { .. } => MessageGapTooLarge::new_err(msg),
+        Error::DuplicateMessage { .. } => DuplicateMessage::new_err(msg),
+        Error::UnsupportedVersion(_) => UnsupportedVersion::new_err(msg),
+        Error::NoSession(_) => NoSession::new_err(msg),
+        Error::UntrustedIdentity { .. } => UntrustedIdentity::new_err(msg),
+        Error::InvalidPreKeyId { .. } => InvalidPreKeyId::new_err(msg),
+        Error::InvalidRecord(_) => InvalidRecord::new_err(msg),
+        Error::NoSenderKey(_) => NoSenderKey::new_err(msg),
+        Error::InvalidArgument(_) => InvalidArgument::new_err(msg),
+        Error::Store => StoreError::new_err(msg),
+    }
+}
+
+/// `.py()?` turns a core result into a `PyResult`.
+pub(crate) trait CoreResultExt<T> {
+    fn py(self) -> PyResult<T>;
+}
+
+impl<T> CoreResultExt<T> for textsecure_core::Result<T> {
+    #[inline]
+    fn py(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}

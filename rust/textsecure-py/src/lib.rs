@@ -1,0 +1,17 @@
+//! textsecure._native: the thin PyO3 layer over textsecure-core.
+//!
+//! Only argument conversion, one core call and error mapping live here; all protocol logic is
+//! in the core. Users import from `textsecure`, never from `textsecure._native`.
+#![deny(unsafe_code)]
+
+use pyo3::prelude::*;
+
+mod attachments;
+mod errors;
+
+#[pymodule(gil_used = true)]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", textsecure_core::VERSION)?;
+    attachments::register(m)?;
+    Ok(())
+}
