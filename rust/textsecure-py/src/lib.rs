@@ -8,10 +8,12 @@ use pyo3::prelude::*;
 
 mod attachments;
 mod errors;
+mod hazmat;
 
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", textsecure_core::VERSION)?;
     attachments::register(m)?;
+    hazmat::register(m)?;
     Ok(())
 }
