@@ -1,8 +1,57 @@
-"""textsecure: the Signal protocol for Python, with its hot path in Rust."""
+"""textsecure: the Signal protocol for Python, with its hot path in Rust.
+
+X3DH (session version 3) and PQXDH (version 4) session setup, the Double Ratchet, libsignal's
+wire and storage formats. Everything public is importable from here; ``textsecure._native``
+is an implementation detail.
+"""
 
 from __future__ import annotations
 
 from textsecure import errors
-from textsecure._native import __version__
+from textsecure._native import (
+    Address,
+    IdentityKey,
+    IdentityKeyPair,
+    KyberKeyPair,
+    KyberPreKeyRecord,
+    KyberPublicKey,
+    KyberSecretKey,
+    MemoryStore,
+    PreKeyBundle,
+    PreKeyRecord,
+    PreKeySignalMessage,
+    PrivateKey,
+    PublicKey,
+    SessionCipher,
+    SessionRecord,
+    SignalMessage,
+    SignedPreKeyRecord,
+    __version__,
+    parse_message,
+)
+from textsecure.enums import MessageType, PqRatchet
 
-__all__ = ["__version__", "errors"]
+__all__ = [
+    "Address",
+    "IdentityKey",
+    "IdentityKeyPair",
+    "KyberKeyPair",
+    "KyberPreKeyRecord",
+    "KyberPublicKey",
+    "KyberSecretKey",
+    "MemoryStore",
+    "MessageType",
+    "PqRatchet",
+    "PreKeyBundle",
+    "PreKeyRecord",
+    "PreKeySignalMessage",
+    "PrivateKey",
+    "PublicKey",
+    "SessionCipher",
+    "SessionRecord",
+    "SignalMessage",
+    "SignedPreKeyRecord",
+    "__version__",
+    "errors",
+    "parse_message",
+]

@@ -376,14 +376,17 @@ pub fn decrypt_signal_message<S: ProtocolStore>(
         if rec.current.is_none() && rec.previous.is_empty() {
             return Err(Error::NoSession("no session with this address"));
         }
+        let mut gap = None;
         for (i, state) in rec.sessions().enumerate() {
             match plan_decrypt(state, msg) {
                 Ok((pt, upd)) => return Ok((pt, i, upd, state.remote_identity)),
                 Err(e @ Error::DuplicateMessage { .. }) => return Err(e),
+                Err(e @ Error::MessageGapTooLarge { .. }) => gap = gap.or(Some(e)),
                 Err(_) => continue,
             }
         }
-        Err(Error::InvalidMessage("decryption failed"))
+        // Authentication failures stay uniform; a too-large gap is reported as such.
+        Err(gap.unwrap_or(Error::InvalidMessage("decryption failed")))
     })?;
     if !store.is_trusted_identity(remote, &remote_identity)? {
         return Err(untrusted(&remote_identity));

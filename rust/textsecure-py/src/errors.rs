@@ -49,3 +49,20 @@ impl<T> CoreResultExt<T> for textsecure_core::Result<T> {
         self.map_err(to_py)
     }
 }
+
+/// Maps a core error raised while talking to `remote`; an `UntrustedIdentity` carries the
+/// address and the presented identity key.
+pub(crate) fn to_py_for(py: Python<'_>, e: Error, remote: &crate::store::Address) -> PyErr {
+    if let Error::UntrustedIdentity { identity } = &e {
+        let key = textsecure_core::curve::PublicKey::deserialize(identity)
+            .ok()
+            .and_then(|k| crate::keys::new_identity_key(py, k).ok());
+        let addr = pyo3::Py::new(py, remote.clone()).ok();
+        return UntrustedIdentity::new_err((
+            format!("untrusted identity for {}", remote.inner),
+            addr,
+            key,
+        ));
+    }
+    to_py(e)
+}

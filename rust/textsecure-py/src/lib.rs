@@ -7,12 +7,23 @@
 use pyo3::prelude::*;
 
 mod attachments;
+mod cipher;
+mod convert;
 mod errors;
 mod hazmat;
+mod keys;
+mod messages;
+mod records;
+mod store;
 
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", textsecure_core::VERSION)?;
+    keys::register(m)?;
+    records::register(m)?;
+    messages::register(m)?;
+    store::register(m)?;
+    cipher::register(m)?;
     attachments::register(m)?;
     hazmat::register(m)?;
     Ok(())

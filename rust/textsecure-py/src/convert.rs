@@ -1,0 +1,54 @@
+//! Argument conversions shared by the bindings.
+
+use std::borrow::Cow;
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyType};
+
+/// Any bytes-like argument: `bytes` is borrowed without a copy; `bytearray`, `memoryview`
+/// and other buffers are copied.
+pub(crate) struct BytesLike<'a>(pub(crate) Cow<'a, [u8]>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for BytesLike<'a> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = <&'a [u8] as FromPyObject<'a, 'py>>::extract(obj) {
+            return Ok(Self(Cow::Borrowed(b)));
+        }
+        if let Ok(b) = obj.cast::<PyByteArray>() {
+            return Ok(Self(Cow::Owned(b.to_vec())));
+        }
+        match PyBuffer::<u8>::get(&obj) {
+            Ok(buf) => Ok(Self(Cow::Owned(buf.to_vec(obj.py())?))),
+            Err(_) => Err(PyTypeError::new_err(format!(
+                "expected a bytes-like object, got {}",
+                obj.get_type().name()?
+            ))),
+        }
+    }
+}
+
+impl std::ops::Deref for BytesLike<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+static MESSAGE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `textsecure.enums.MessageType(value)`.
+pub(crate) fn message_type(py: Python<'_>, value: u8) -> PyResult<Bound<'_, PyAny>> {
+    MESSAGE_TYPE
+        .import(py, "textsecure.enums", "MessageType")?
+        .call1((value,))
+}
+
+/// Python-style rendering of an optional value for `repr`.
+pub(crate) fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "None".to_owned(), |x| x.to_string())
+}

@@ -1,0 +1,148 @@
+//! 1:1 wire messages.
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use textsecure_core::message;
+
+use crate::convert::{message_type, BytesLike};
+use crate::convert::opt;
+use crate::errors::CoreResultExt;
+use crate::keys::{new_identity_key, IdentityKey, PublicKey};
+
+#[pyclass(module = "textsecure._native", name = "SignalMessage", frozen)]
+pub(crate) struct SignalMessage {
+    pub(crate) inner: message::SignalMessage,
+}
+
+#[pymethods]
+impl SignalMessage {
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: message::SignalMessage::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.serialized())
+    }
+    #[getter]
+    fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        message_type(py, message::WHISPER_TYPE)
+    }
+    /// The session version (3 or 4).
+    #[getter]
+    fn version(&self) -> u8 {
+        self.inner.message_version()
+    }
+    #[getter]
+    fn counter(&self) -> u32 {
+        self.inner.counter()
+    }
+    #[getter]
+    fn previous_counter(&self) -> u32 {
+        self.inner.previous_counter()
+    }
+    #[getter]
+    fn ratchet_key(&self) -> PublicKey {
+        PublicKey {
+            inner: *self.inner.ratchet_key(),
+        }
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<SignalMessage version={} counter={} size={}>",
+            self.inner.message_version(),
+            self.inner.counter(),
+            self.inner.serialized().len()
+        )
+    }
+}
+
+#[pyclass(module = "textsecure._native", name = "PreKeySignalMessage", frozen)]
+pub(crate) struct PreKeySignalMessage {
+    pub(crate) inner: message::PreKeySignalMessage,
+}
+
+#[pymethods]
+impl PreKeySignalMessage {
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: message::PreKeySignalMessage::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.serialized())
+    }
+    #[getter]
+    fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        message_type(py, message::PREKEY_TYPE)
+    }
+    /// The session version (3 or 4).
+    #[getter]
+    fn version(&self) -> u8 {
+        self.inner.message_version()
+    }
+    #[getter]
+    fn registration_id(&self) -> u32 {
+        self.inner.registration_id()
+    }
+    #[getter]
+    fn prekey_id(&self) -> Option<u32> {
+        self.inner.pre_key_id()
+    }
+    #[getter]
+    fn signed_prekey_id(&self) -> u32 {
+        self.inner.signed_pre_key_id()
+    }
+    #[getter]
+    fn kyber_prekey_id(&self) -> Option<u32> {
+        self.inner.kyber_pre_key_id()
+    }
+    #[getter]
+    fn base_key(&self) -> PublicKey {
+        PublicKey {
+            inner: *self.inner.base_key(),
+        }
+    }
+    #[getter]
+    fn identity_key(&self, py: Python<'_>) -> PyResult<Py<IdentityKey>> {
+        new_identity_key(py, *self.inner.identity_key())
+    }
+    #[getter]
+    fn message(&self) -> SignalMessage {
+        SignalMessage {
+            inner: self.inner.message().clone(),
+        }
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<PreKeySignalMessage version={} signed_prekey_id={} prekey_id={} kyber_prekey_id={} size={}>",
+            self.inner.message_version(),
+            self.inner.signed_pre_key_id(),
+            opt(self.inner.pre_key_id()),
+            opt(self.inner.kyber_pre_key_id()),
+            self.inner.serialized().len()
+        )
+    }
+}
+
+/// Parses a 1:1 message by its `CiphertextMessageType` (2 whisper, 3 prekey).
+#[pyfunction]
+#[pyo3(name = "parse_message")]
+pub(crate) fn parse_message(py: Python<'_>, r#type: i64, body: BytesLike<'_>) -> PyResult<Py<PyAny>> {
+    match r#type {
+        2 => Ok(Py::new(py, SignalMessage::from_bytes(body)?)?.into_any()),
+        3 => Ok(Py::new(py, PreKeySignalMessage::from_bytes(body)?)?.into_any()),
+        _ => Err(crate::errors::to_py(textsecure_core::Error::InvalidMessage("unknown message type"))),
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SignalMessage>()?;
+    m.add_class::<PreKeySignalMessage>()?;
+    m.add_function(wrap_pyfunction!(parse_message, m)?)?;
+    Ok(())
+}
+

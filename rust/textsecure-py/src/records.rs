@@ -1,0 +1,383 @@
+//! Records (libsignal's storage format) and prekey bundles.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use textsecure_core::{prekey, state};
+
+use crate::convert::BytesLike;
+use crate::convert::opt;
+use crate::errors::CoreResultExt;
+use crate::keys::{
+    kyber_public_arg, new_identity_key, private_key_arg, public_key_arg, IdentityKey,
+    IdentityKeyPair, KyberKeyPair, KyberPublicKey, PrivateKey, PublicKey,
+};
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[pyclass(module = "textsecure._native", name = "PreKeyRecord", frozen)]
+pub(crate) struct PreKeyRecord {
+    pub(crate) inner: prekey::PreKeyRecord,
+}
+
+#[pymethods]
+impl PreKeyRecord {
+    #[new]
+    fn new(id: u32, private_key: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Self {
+            inner: prekey::PreKeyRecord::new(id, private_key_arg(private_key)?),
+        })
+    }
+    #[staticmethod]
+    fn generate(id: u32) -> Self {
+        Self {
+            inner: prekey::PreKeyRecord::new(id, textsecure_core::curve::PrivateKey::generate()),
+        }
+    }
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: prekey::PreKeyRecord::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.serialize())
+    }
+    #[getter]
+    fn id(&self) -> u32 {
+        self.inner.id
+    }
+    #[getter]
+    fn public_key(&self) -> PublicKey {
+        PublicKey {
+            inner: self.inner.key_pair.public_key,
+        }
+    }
+    #[getter]
+    fn private_key(&self) -> PrivateKey {
+        PrivateKey {
+            inner: self.inner.key_pair.private_key.clone(),
+        }
+    }
+    fn __repr__(&self) -> String {
+        format!("<PreKeyRecord id={}>", self.inner.id)
+    }
+}
+
+#[pyclass(module = "textsecure._native", name = "SignedPreKeyRecord", frozen)]
+pub(crate) struct SignedPreKeyRecord {
+    pub(crate) inner: prekey::SignedPreKeyRecord,
+}
+
+#[pymethods]
+impl SignedPreKeyRecord {
+    #[new]
+    fn new(id: u32, private_key: &Bound<'_, PyAny>, signature: BytesLike<'_>, timestamp: u64) -> PyResult<Self> {
+        Ok(Self {
+            inner: prekey::SignedPreKeyRecord {
+                id,
+                key_pair: textsecure_core::curve::KeyPair::from_private(private_key_arg(private_key)?),
+                signature: signature.to_vec(),
+                timestamp,
+            },
+        })
+    }
+    #[staticmethod]
+    #[pyo3(signature = (id, identity, timestamp = None))]
+    fn generate(id: u32, identity: &Bound<'_, IdentityKeyPair>, timestamp: Option<u64>) -> Self {
+        Self {
+            inner: prekey::SignedPreKeyRecord::generate(id, &identity.get().inner, timestamp.unwrap_or_else(now_ms)),
+        }
+    }
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: prekey::SignedPreKeyRecord::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.serialize())
+    }
+    #[getter]
+    fn id(&self) -> u32 {
+        self.inner.id
+    }
+    #[getter]
+    fn public_key(&self) -> PublicKey {
+        PublicKey {
+            inner: self.inner.key_pair.public_key,
+        }
+    }
+    #[getter]
+    fn private_key(&self) -> PrivateKey {
+        PrivateKey {
+            inner: self.inner.key_pair.private_key.clone(),
+        }
+    }
+    #[getter]
+    fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.signature)
+    }
+    #[getter]
+    fn timestamp(&self) -> u64 {
+        self.inner.timestamp
+    }
+    fn __repr__(&self) -> String {
+        format!("<SignedPreKeyRecord id={} timestamp={}>", self.inner.id, self.inner.timestamp)
+    }
+}
+
+#[pyclass(module = "textsecure._native", name = "KyberPreKeyRecord", frozen)]
+pub(crate) struct KyberPreKeyRecord {
+    pub(crate) inner: prekey::KyberPreKeyRecord,
+}
+
+#[pymethods]
+impl KyberPreKeyRecord {
+    #[new]
+    fn new(id: u32, key_pair: &Bound<'_, KyberKeyPair>, signature: BytesLike<'_>, timestamp: u64) -> Self {
+        Self {
+            inner: prekey::KyberPreKeyRecord {
+                id,
+                key_pair: key_pair.get().inner.clone(),
+                signature: signature.to_vec(),
+                timestamp,
+            },
+        }
+    }
+    #[staticmethod]
+    #[pyo3(signature = (id, identity, timestamp = None))]
+    fn generate(id: u32, identity: &Bound<'_, IdentityKeyPair>, timestamp: Option<u64>) -> PyResult<Self> {
+        Ok(Self {
+            inner: prekey::KyberPreKeyRecord::generate(id, &identity.get().inner, timestamp.unwrap_or_else(now_ms)).py()?,
+        })
+    }
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: prekey::KyberPreKeyRecord::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.serialize())
+    }
+    #[getter]
+    fn id(&self) -> u32 {
+        self.inner.id
+    }
+    #[getter]
+    fn public_key(&self) -> KyberPublicKey {
+        KyberPublicKey {
+            inner: self.inner.key_pair.public_key.clone(),
+        }
+    }
+    #[getter]
+    fn key_pair(&self) -> KyberKeyPair {
+        KyberKeyPair {
+            inner: self.inner.key_pair.clone(),
+        }
+    }
+    #[getter]
+    fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.signature)
+    }
+    #[getter]
+    fn timestamp(&self) -> u64 {
+        self.inner.timestamp
+    }
+    fn __repr__(&self) -> String {
+        format!("<KyberPreKeyRecord id={} timestamp={}>", self.inner.id, self.inner.timestamp)
+    }
+}
+
+#[pyclass(module = "textsecure._native", name = "PreKeyBundle", frozen)]
+pub(crate) struct PreKeyBundle {
+    pub(crate) inner: prekey::PreKeyBundle,
+}
+
+#[pymethods]
+impl PreKeyBundle {
+    #[new]
+    #[pyo3(signature = (*, registration_id, device_id, identity_key, signed_prekey_id,
+        signed_prekey_public, signed_prekey_signature, prekey_id = None, prekey_public = None,
+        kyber_prekey_id = None, kyber_prekey_public = None, kyber_prekey_signature = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        registration_id: u32,
+        device_id: u32,
+        identity_key: &Bound<'_, PyAny>,
+        signed_prekey_id: u32,
+        signed_prekey_public: &Bound<'_, PyAny>,
+        signed_prekey_signature: BytesLike<'_>,
+        prekey_id: Option<u32>,
+        prekey_public: Option<&Bound<'_, PyAny>>,
+        kyber_prekey_id: Option<u32>,
+        kyber_prekey_public: Option<&Bound<'_, PyAny>>,
+        kyber_prekey_signature: Option<BytesLike<'_>>,
+    ) -> PyResult<Self> {
+        use pyo3::exceptions::PyValueError;
+        let prekey = match (prekey_id, prekey_public) {
+            (Some(id), Some(k)) => Some((id, public_key_arg(k)?)),
+            (None, None) => None,
+            _ => return Err(PyValueError::new_err("prekey_id and prekey_public go together")),
+        };
+        let kyber = match (kyber_prekey_id, kyber_prekey_public, kyber_prekey_signature) {
+            (Some(id), Some(k), Some(sig)) => Some(prekey::KyberBundlePart {
+                id,
+                public_key: kyber_public_arg(k)?,
+                signature: sig.to_vec(),
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "kyber_prekey_id, kyber_prekey_public and kyber_prekey_signature go together",
+                ))
+            }
+        };
+        Ok(Self {
+            inner: prekey::PreKeyBundle {
+                registration_id,
+                device_id,
+                identity_key: public_key_arg(identity_key)?,
+                signed_prekey_id,
+                signed_prekey: public_key_arg(signed_prekey_public)?,
+                signed_prekey_signature: signed_prekey_signature.to_vec(),
+                prekey,
+                kyber,
+            },
+        })
+    }
+    #[getter]
+    fn registration_id(&self) -> u32 {
+        self.inner.registration_id
+    }
+    #[getter]
+    fn device_id(&self) -> u32 {
+        self.inner.device_id
+    }
+    #[getter]
+    fn identity_key(&self, py: Python<'_>) -> PyResult<Py<IdentityKey>> {
+        new_identity_key(py, self.inner.identity_key)
+    }
+    #[getter]
+    fn signed_prekey_id(&self) -> u32 {
+        self.inner.signed_prekey_id
+    }
+    #[getter]
+    fn signed_prekey_public(&self) -> PublicKey {
+        PublicKey {
+            inner: self.inner.signed_prekey,
+        }
+    }
+    #[getter]
+    fn signed_prekey_signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.signed_prekey_signature)
+    }
+    #[getter]
+    fn prekey_id(&self) -> Option<u32> {
+        self.inner.prekey.as_ref().map(|(id, _)| *id)
+    }
+    #[getter]
+    fn prekey_public(&self) -> Option<PublicKey> {
+        self.inner.prekey.as_ref().map(|(_, k)| PublicKey { inner: *k })
+    }
+    #[getter]
+    fn kyber_prekey_id(&self) -> Option<u32> {
+        self.inner.kyber.as_ref().map(|k| k.id)
+    }
+    #[getter]
+    fn kyber_prekey_public(&self) -> Option<KyberPublicKey> {
+        self.inner.kyber.as_ref().map(|k| KyberPublicKey {
+            inner: k.public_key.clone(),
+        })
+    }
+    #[getter]
+    fn kyber_prekey_signature<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner.kyber.as_ref().map(|k| PyBytes::new(py, &k.signature))
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<PreKeyBundle registration_id={} device_id={} signed_prekey_id={} prekey_id={} kyber_prekey_id={}>",
+            self.inner.registration_id,
+            self.inner.device_id,
+            self.inner.signed_prekey_id,
+            opt(self.inner.prekey.as_ref().map(|(id, _)| *id)),
+            opt(self.inner.kyber.as_ref().map(|k| k.id))
+        )
+    }
+}
+
+#[pyclass(module = "textsecure._native", name = "SessionRecord", frozen)]
+pub(crate) struct SessionRecord {
+    pub(crate) inner: state::SessionRecord,
+}
+
+#[pymethods]
+impl SessionRecord {
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: state::SessionRecord::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.serialize())
+    }
+    /// The current session's version (3 = X3DH, 4 = PQXDH); None for an empty record.
+    #[getter]
+    fn version(&self) -> Option<u8> {
+        self.inner.version()
+    }
+    /// True if there is a current session.
+    #[getter]
+    fn has_current_session(&self) -> bool {
+        self.inner.current.is_some()
+    }
+    /// Number of archived sessions.
+    #[getter]
+    fn archived_count(&self) -> usize {
+        self.inner.previous.len()
+    }
+    /// The remote identity of the current session.
+    #[getter]
+    fn remote_identity_key(&self, py: Python<'_>) -> PyResult<Option<Py<IdentityKey>>> {
+        self.inner
+            .current
+            .as_ref()
+            .map(|s| new_identity_key(py, s.remote_identity))
+            .transpose()
+    }
+    /// The remote registration id of the current session.
+    #[getter]
+    fn remote_registration_id(&self) -> Option<u32> {
+        self.inner.current.as_ref().map(|s| s.remote_registration_id)
+    }
+    /// True while the session is unacknowledged (messages go out as PreKeySignalMessages).
+    #[getter]
+    fn is_unacknowledged(&self) -> bool {
+        self.inner.current.as_ref().is_some_and(|s| s.pending_prekey.is_some())
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<SessionRecord version={} archived={}>",
+            opt(self.inner.version()),
+            self.inner.previous.len()
+        )
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PreKeyRecord>()?;
+    m.add_class::<SignedPreKeyRecord>()?;
+    m.add_class::<KyberPreKeyRecord>()?;
+    m.add_class::<PreKeyBundle>()?;
+    m.add_class::<SessionRecord>()?;
+    Ok(())
+}
