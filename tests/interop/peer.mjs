@@ -69,8 +69,8 @@ const MESSAGE_RULES = [
   [/duplicate|old counter|Key used already/i, 'duplicate'],
   [/X3DH no longer supported|version|legacy ciphertext|must be present for this session version/i, 'invalid_version'],
   [/signature/i, 'signature'],
-  [/(pre ?key|prekey).*(not found|missing|invalid|no such|unknown)|(invalid|missing|no such|unknown|no) (signed |kyber |one-time )?pre ?key|InvalidKeyId|invalid prekey identifier|Missing SignedPreKey/i, 'invalid_key_id'],
-  [/no session|session.*not found|no sessions|no open session|no session record|SessionNotFound|No sender key|sender key.*not found/i, 'no_session'],
+  [/no (signed |kyber )?pre ?key with id|(signed |kyber )?pre ?key .*not found|invalid (signed |kyber )?pre ?key (id|identifier)|InvalidKeyId|invalid prekey identifier|Invalid PreKey ID|Missing SignedPreKey/i, 'invalid_key_id'],
+  [/no session|session.*not found|no sessions|no open session|no session record|SessionNotFound|No sender key|sender key.*not found|missing sender key/i, 'no_session'],
   [/mac|decrypt|invalid message|InvalidMessage|protobuf|invalid .*message|bad (key|message)|incomplete|wire type|index out of range|illegal buffer/i, 'invalid_message'],
   [/not supported|unsupported/i, 'unsupported'],
 ];
