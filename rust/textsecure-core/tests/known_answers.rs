@@ -129,16 +129,18 @@ fn xeddsa_signature_vector() {
         assert!(!strict_xeddsa_verify(&u, &msg, &cleared));
         assert!(!public.verify_signature(&msg, &cleared), "sign bit ignored");
 
-        // Every single-bit flip of the signature, and of the message, is rejected.
-        for i in 0..64 {
-            for bit in 0..8 {
-                let mut bad = sig;
-                bad[i] ^= 1 << bit;
-                assert!(
-                    !public.verify_signature(&msg, &bad),
-                    "flip byte {i} bit {bit}"
-                );
-            }
+        // Flipping bit 0 of any byte (libsignal's check), any bit of the first and last
+        // bytes (R's encoding; s's top bits and the sign bit), or any message byte is rejected.
+        let flips = (0..64)
+            .map(|i| (i, 0))
+            .chain((0..8).flat_map(|b| [(0, b), (63, b)]));
+        for (i, bit) in flips {
+            let mut bad = sig;
+            bad[i] ^= 1 << bit;
+            assert!(
+                !public.verify_signature(&msg, &bad),
+                "flip byte {i} bit {bit}"
+            );
         }
         for i in 0..msg.len() {
             let mut bad = msg.clone();
