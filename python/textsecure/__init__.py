@@ -7,7 +7,7 @@ is an implementation detail.
 
 from __future__ import annotations
 
-from textsecure import errors
+from textsecure import errors, hazmat
 from textsecure._native import (
     Address,
     IdentityKey,
@@ -53,5 +53,6 @@ __all__ = [
     "SignedPreKeyRecord",
     "__version__",
     "errors",
+    "hazmat",
     "parse_message",
 ]
