@@ -1,33 +1,22 @@
-"""Shared pytest helpers.
-
-``shared_dir`` is ``<repo root>/../shared``: read-only reference material (protocol notes,
-Wycheproof and interop vectors) that developers and CI have next to the repository but that
-the repository must not need. Tests that read it call :func:`require_shared`, which skips
-with a clear reason when the material is absent.
-"""
+"""Test-suite wiring: make ``support`` (shared helpers) and ``peers`` (interop driver)
+importable from every test module. Markers and options live in pyproject.toml."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = REPO_ROOT.parent / "shared"
+_TESTS = Path(__file__).resolve().parent
+for _p in (_TESTS, _TESTS / "interop"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
-
-def require_shared(*parts: str) -> Path:
-    """Returns ``SHARED_DIR / parts...``, or skips the calling test when it does not exist."""
-    path = SHARED_DIR.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(
-            f"needs {path}: the shared reference material is not checked out at "
-            f"<repo root>/../shared"
-        )
-    return path
+from support import SHARED_DIR  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """``<repo root>/../shared`` (it may be absent: use ``require_shared`` to skip cleanly)."""
+    """``<repo root>/../shared`` (it may be absent: use ``support.require_shared`` to skip)."""
     return SHARED_DIR
