@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO_ROOT, require_shared
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives import hmac as c_hmac
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support import REPO_ROOT, require_shared
 from textsecure import errors, hazmat
 
 KAT_PATH = REPO_ROOT / "tests" / "vectors" / "libsignal_kat.json"

@@ -49,7 +49,9 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("x25519_keygen", |b| b.iter(KeyPair::generate));
     let sig = k1.private_key.sign(b"message");
-    c.bench_function("xeddsa_sign", |b| b.iter(|| k1.private_key.sign(black_box(b"message"))));
+    c.bench_function("xeddsa_sign", |b| {
+        b.iter(|| k1.private_key.sign(black_box(b"message")))
+    });
     c.bench_function("xeddsa_verify", |b| {
         b.iter(|| k1.public_key.verify_signature(black_box(b"message"), &sig))
     });

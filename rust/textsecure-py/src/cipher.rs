@@ -59,7 +59,11 @@ impl SessionCipher {
     }
 
     /// Encrypts: a PreKeySignalMessage until the peer has replied, then SignalMessages.
-    fn encrypt(&self, py: Python<'_>, plaintext: crate::convert::BytesLike<'_>) -> PyResult<Py<PyAny>> {
+    fn encrypt(
+        &self,
+        py: Python<'_>,
+        plaintext: crate::convert::BytesLike<'_>,
+    ) -> PyResult<Py<PyAny>> {
         let msg = {
             let mut store = self.store.borrow_mut(py);
             let remote = self.remote.get();
@@ -68,12 +72,18 @@ impl SessionCipher {
         };
         Ok(match msg {
             CiphertextMessage::Whisper(m) => Py::new(py, SignalMessage { inner: m })?.into_any(),
-            CiphertextMessage::PreKey(m) => Py::new(py, PreKeySignalMessage { inner: m })?.into_any(),
+            CiphertextMessage::PreKey(m) => {
+                Py::new(py, PreKeySignalMessage { inner: m })?.into_any()
+            }
         })
     }
 
     /// Decrypts a SignalMessage or PreKeySignalMessage. On any failure nothing is stored.
-    fn decrypt<'py>(&self, py: Python<'py>, message: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    fn decrypt<'py>(
+        &self,
+        py: Python<'py>,
+        message: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
         let mut store = self.store.borrow_mut(py);
         let remote = self.remote.get();
         let r = if let Ok(m) = message.cast::<SignalMessage>() {

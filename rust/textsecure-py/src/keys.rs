@@ -130,7 +130,11 @@ impl PrivateKey {
     }
 
     /// X25519 agreement (32 bytes).
-    fn agree<'py>(&self, py: Python<'py>, public_key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    fn agree<'py>(
+        &self,
+        py: Python<'py>,
+        public_key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let k = public_key_arg(public_key)?;
         let shared = self.inner.agree(&k).py()?;
         Ok(PyBytes::new(py, shared.as_ref()))
@@ -142,7 +146,10 @@ impl PrivateKey {
     }
 
     fn __repr__(&self) -> String {
-        format!("<PrivateKey public=05{} private=<redacted>>", hex(self.inner.public_key().djb_bytes()))
+        format!(
+            "<PrivateKey public=05{} private=<redacted>>",
+            hex(self.inner.public_key().djb_bytes())
+        )
     }
 }
 
@@ -153,7 +160,9 @@ pub(crate) fn private_key_arg(obj: &Bound<'_, PyAny>) -> PyResult<curve::Private
     }
     match obj.extract::<BytesLike<'_>>() {
         Ok(b) => curve::PrivateKey::deserialize(&b).py(),
-        Err(_) => Err(PyTypeError::new_err("expected a PrivateKey or its 32 bytes")),
+        Err(_) => Err(PyTypeError::new_err(
+            "expected a PrivateKey or its 32 bytes",
+        )),
     }
 }
 
@@ -174,7 +183,9 @@ impl IdentityKeyPair {
     #[staticmethod]
     fn from_private_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
-            inner: prekey::IdentityKeyPair::from_private(curve::PrivateKey::deserialize(&data).py()?),
+            inner: prekey::IdentityKeyPair::from_private(
+                curve::PrivateKey::deserialize(&data).py()?,
+            ),
         })
     }
 
@@ -203,7 +214,10 @@ impl IdentityKeyPair {
     }
 
     fn __repr__(&self) -> String {
-        format!("<IdentityKeyPair public=05{} private=<redacted>>", hex(self.inner.public_key.djb_bytes()))
+        format!(
+            "<IdentityKeyPair public=05{} private=<redacted>>",
+            hex(self.inner.public_key.djb_bytes())
+        )
     }
 }
 
@@ -225,7 +239,9 @@ impl KyberPublicKey {
         PyBytes::new(py, &self.inner.serialize())
     }
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<KyberPublicKey>().is_ok_and(|o| o.get().inner == self.inner)
+        other
+            .cast::<KyberPublicKey>()
+            .is_ok_and(|o| o.get().inner == self.inner)
     }
     fn __hash__(&self) -> u64 {
         let s = self.inner.serialize();
@@ -234,7 +250,10 @@ impl KyberPublicKey {
         u64::from_le_bytes(h)
     }
     fn __repr__(&self) -> String {
-        format!("<KyberPublicKey type=0x{:02x}>", self.inner.key_type().byte())
+        format!(
+            "<KyberPublicKey type=0x{:02x}>",
+            self.inner.key_type().byte()
+        )
     }
 }
 
@@ -245,7 +264,9 @@ pub(crate) fn kyber_public_arg(obj: &Bound<'_, PyAny>) -> PyResult<kem::PublicKe
     }
     match obj.extract::<BytesLike<'_>>() {
         Ok(b) => kem::PublicKey::deserialize(&b).py(),
-        Err(_) => Err(PyTypeError::new_err("expected a KyberPublicKey or its bytes")),
+        Err(_) => Err(PyTypeError::new_err(
+            "expected a KyberPublicKey or its bytes",
+        )),
     }
 }
 
@@ -266,7 +287,10 @@ impl KyberSecretKey {
         PyBytes::new(py, &self.inner.serialize())
     }
     fn __repr__(&self) -> String {
-        format!("<KyberSecretKey type=0x{:02x} <redacted>>", self.inner.key_type().byte())
+        format!(
+            "<KyberSecretKey type=0x{:02x} <redacted>>",
+            self.inner.key_type().byte()
+        )
     }
 }
 
@@ -278,9 +302,16 @@ pub(crate) struct KyberKeyPair {
 #[pymethods]
 impl KyberKeyPair {
     #[new]
-    fn new(secret_key: &Bound<'_, KyberSecretKey>, public_key: &Bound<'_, KyberPublicKey>) -> PyResult<Self> {
+    fn new(
+        secret_key: &Bound<'_, KyberSecretKey>,
+        public_key: &Bound<'_, KyberPublicKey>,
+    ) -> PyResult<Self> {
         Ok(Self {
-            inner: kem::KeyPair::new(secret_key.get().inner.clone(), public_key.get().inner.clone()).py()?,
+            inner: kem::KeyPair::new(
+                secret_key.get().inner.clone(),
+                public_key.get().inner.clone(),
+            )
+            .py()?,
         })
     }
 
@@ -288,7 +319,11 @@ impl KyberKeyPair {
     #[staticmethod]
     #[pyo3(signature = (*, ml_kem = false))]
     fn generate(ml_kem: bool) -> PyResult<Self> {
-        let t = if ml_kem { kem::KeyType::MlKem1024 } else { kem::KeyType::Kyber1024 };
+        let t = if ml_kem {
+            kem::KeyType::MlKem1024
+        } else {
+            kem::KeyType::Kyber1024
+        };
         Ok(Self {
             inner: kem::KeyPair::generate(t).py()?,
         })
@@ -309,19 +344,29 @@ impl KyberKeyPair {
     }
 
     /// Encapsulates to this key pair's public key: (shared secret, ciphertext).
-    fn encapsulate<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    fn encapsulate<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         let (ss, ct) = self.inner.public_key.encapsulate().py()?;
         Ok((PyBytes::new(py, ss.as_ref()), PyBytes::new(py, &ct)))
     }
 
     /// Decapsulates a serialized ciphertext (type byte + 1568 bytes).
-    fn decapsulate<'py>(&self, py: Python<'py>, ciphertext: BytesLike<'_>) -> PyResult<Bound<'py, PyBytes>> {
+    fn decapsulate<'py>(
+        &self,
+        py: Python<'py>,
+        ciphertext: BytesLike<'_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let ss = self.inner.secret_key.decapsulate(&ciphertext).py()?;
         Ok(PyBytes::new(py, ss.as_ref()))
     }
 
     fn __repr__(&self) -> String {
-        format!("<KyberKeyPair type=0x{:02x} <redacted>>", self.inner.public_key.key_type().byte())
+        format!(
+            "<KyberKeyPair type=0x{:02x} <redacted>>",
+            self.inner.public_key.key_type().byte()
+        )
     }
 }
 

@@ -5,8 +5,8 @@ use pyo3::types::PyBytes;
 
 use textsecure_core::message;
 
-use crate::convert::{message_type, BytesLike};
 use crate::convert::opt;
+use crate::convert::{message_type, BytesLike};
 use crate::errors::CoreResultExt;
 use crate::keys::{new_identity_key, IdentityKey, PublicKey};
 
@@ -131,11 +131,17 @@ impl PreKeySignalMessage {
 /// Parses a 1:1 message by its `CiphertextMessageType` (2 whisper, 3 prekey).
 #[pyfunction]
 #[pyo3(name = "parse_message")]
-pub(crate) fn parse_message(py: Python<'_>, r#type: i64, body: BytesLike<'_>) -> PyResult<Py<PyAny>> {
+pub(crate) fn parse_message(
+    py: Python<'_>,
+    r#type: i64,
+    body: BytesLike<'_>,
+) -> PyResult<Py<PyAny>> {
     match r#type {
         2 => Ok(Py::new(py, SignalMessage::from_bytes(body)?)?.into_any()),
         3 => Ok(Py::new(py, PreKeySignalMessage::from_bytes(body)?)?.into_any()),
-        _ => Err(crate::errors::to_py(textsecure_core::Error::InvalidMessage("unknown message type"))),
+        _ => Err(crate::errors::to_py(
+            textsecure_core::Error::InvalidMessage("unknown message type"),
+        )),
     }
 }
 
@@ -145,4 +151,3 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_message, m)?)?;
     Ok(())
 }
-

@@ -7,8 +7,8 @@ use pyo3::types::PyBytes;
 
 use textsecure_core::{prekey, state};
 
-use crate::convert::BytesLike;
 use crate::convert::opt;
+use crate::convert::BytesLike;
 use crate::errors::CoreResultExt;
 use crate::keys::{
     kyber_public_arg, new_identity_key, private_key_arg, public_key_arg, IdentityKey,
@@ -79,11 +79,18 @@ pub(crate) struct SignedPreKeyRecord {
 #[pymethods]
 impl SignedPreKeyRecord {
     #[new]
-    fn new(id: u32, private_key: &Bound<'_, PyAny>, signature: BytesLike<'_>, timestamp: u64) -> PyResult<Self> {
+    fn new(
+        id: u32,
+        private_key: &Bound<'_, PyAny>,
+        signature: BytesLike<'_>,
+        timestamp: u64,
+    ) -> PyResult<Self> {
         Ok(Self {
             inner: prekey::SignedPreKeyRecord {
                 id,
-                key_pair: textsecure_core::curve::KeyPair::from_private(private_key_arg(private_key)?),
+                key_pair: textsecure_core::curve::KeyPair::from_private(private_key_arg(
+                    private_key,
+                )?),
                 signature: signature.to_vec(),
                 timestamp,
             },
@@ -93,7 +100,11 @@ impl SignedPreKeyRecord {
     #[pyo3(signature = (id, identity, timestamp = None))]
     fn generate(id: u32, identity: &Bound<'_, IdentityKeyPair>, timestamp: Option<u64>) -> Self {
         Self {
-            inner: prekey::SignedPreKeyRecord::generate(id, &identity.get().inner, timestamp.unwrap_or_else(now_ms)),
+            inner: prekey::SignedPreKeyRecord::generate(
+                id,
+                &identity.get().inner,
+                timestamp.unwrap_or_else(now_ms),
+            ),
         }
     }
     #[staticmethod]
@@ -130,7 +141,10 @@ impl SignedPreKeyRecord {
         self.inner.timestamp
     }
     fn __repr__(&self) -> String {
-        format!("<SignedPreKeyRecord id={} timestamp={}>", self.inner.id, self.inner.timestamp)
+        format!(
+            "<SignedPreKeyRecord id={} timestamp={}>",
+            self.inner.id, self.inner.timestamp
+        )
     }
 }
 
@@ -142,7 +156,12 @@ pub(crate) struct KyberPreKeyRecord {
 #[pymethods]
 impl KyberPreKeyRecord {
     #[new]
-    fn new(id: u32, key_pair: &Bound<'_, KyberKeyPair>, signature: BytesLike<'_>, timestamp: u64) -> Self {
+    fn new(
+        id: u32,
+        key_pair: &Bound<'_, KyberKeyPair>,
+        signature: BytesLike<'_>,
+        timestamp: u64,
+    ) -> Self {
         Self {
             inner: prekey::KyberPreKeyRecord {
                 id,
@@ -154,9 +173,18 @@ impl KyberPreKeyRecord {
     }
     #[staticmethod]
     #[pyo3(signature = (id, identity, timestamp = None))]
-    fn generate(id: u32, identity: &Bound<'_, IdentityKeyPair>, timestamp: Option<u64>) -> PyResult<Self> {
+    fn generate(
+        id: u32,
+        identity: &Bound<'_, IdentityKeyPair>,
+        timestamp: Option<u64>,
+    ) -> PyResult<Self> {
         Ok(Self {
-            inner: prekey::KyberPreKeyRecord::generate(id, &identity.get().inner, timestamp.unwrap_or_else(now_ms)).py()?,
+            inner: prekey::KyberPreKeyRecord::generate(
+                id,
+                &identity.get().inner,
+                timestamp.unwrap_or_else(now_ms),
+            )
+            .py()?,
         })
     }
     #[staticmethod]
@@ -193,7 +221,10 @@ impl KyberPreKeyRecord {
         self.inner.timestamp
     }
     fn __repr__(&self) -> String {
-        format!("<KyberPreKeyRecord id={} timestamp={}>", self.inner.id, self.inner.timestamp)
+        format!(
+            "<KyberPreKeyRecord id={} timestamp={}>",
+            self.inner.id, self.inner.timestamp
+        )
     }
 }
 
@@ -226,21 +257,24 @@ impl PreKeyBundle {
         let prekey = match (prekey_id, prekey_public) {
             (Some(id), Some(k)) => Some((id, public_key_arg(k)?)),
             (None, None) => None,
-            _ => return Err(PyValueError::new_err("prekey_id and prekey_public go together")),
-        };
-        let kyber = match (kyber_prekey_id, kyber_prekey_public, kyber_prekey_signature) {
-            (Some(id), Some(k), Some(sig)) => Some(prekey::KyberBundlePart {
-                id,
-                public_key: kyber_public_arg(k)?,
-                signature: sig.to_vec(),
-            }),
-            (None, None, None) => None,
             _ => {
                 return Err(PyValueError::new_err(
-                    "kyber_prekey_id, kyber_prekey_public and kyber_prekey_signature go together",
+                    "prekey_id and prekey_public go together",
                 ))
             }
         };
+        let kyber =
+            match (kyber_prekey_id, kyber_prekey_public, kyber_prekey_signature) {
+                (Some(id), Some(k), Some(sig)) => Some(prekey::KyberBundlePart {
+                    id,
+                    public_key: kyber_public_arg(k)?,
+                    signature: sig.to_vec(),
+                }),
+                (None, None, None) => None,
+                _ => return Err(PyValueError::new_err(
+                    "kyber_prekey_id, kyber_prekey_public and kyber_prekey_signature go together",
+                )),
+            };
         Ok(Self {
             inner: prekey::PreKeyBundle {
                 registration_id,
@@ -286,7 +320,10 @@ impl PreKeyBundle {
     }
     #[getter]
     fn prekey_public(&self) -> Option<PublicKey> {
-        self.inner.prekey.as_ref().map(|(_, k)| PublicKey { inner: *k })
+        self.inner
+            .prekey
+            .as_ref()
+            .map(|(_, k)| PublicKey { inner: *k })
     }
     #[getter]
     fn kyber_prekey_id(&self) -> Option<u32> {
@@ -300,7 +337,10 @@ impl PreKeyBundle {
     }
     #[getter]
     fn kyber_prekey_signature<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.inner.kyber.as_ref().map(|k| PyBytes::new(py, &k.signature))
+        self.inner
+            .kyber
+            .as_ref()
+            .map(|k| PyBytes::new(py, &k.signature))
     }
     fn __repr__(&self) -> String {
         format!(
@@ -357,12 +397,18 @@ impl SessionRecord {
     /// The remote registration id of the current session.
     #[getter]
     fn remote_registration_id(&self) -> Option<u32> {
-        self.inner.current.as_ref().map(|s| s.remote_registration_id)
+        self.inner
+            .current
+            .as_ref()
+            .map(|s| s.remote_registration_id)
     }
     /// True while the session is unacknowledged (messages go out as PreKeySignalMessages).
     #[getter]
     fn is_unacknowledged(&self) -> bool {
-        self.inner.current.as_ref().is_some_and(|s| s.pending_prekey.is_some())
+        self.inner
+            .current
+            .as_ref()
+            .is_some_and(|s| s.pending_prekey.is_some())
     }
     fn __repr__(&self) -> String {
         format!(

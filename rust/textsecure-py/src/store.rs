@@ -94,7 +94,10 @@ impl MemoryStore {
         self.inner.prekeys.insert(r.id, r);
     }
     fn load_prekey(&self, id: u32) -> Option<PreKeyRecord> {
-        self.inner.prekeys.get(&id).map(|r| PreKeyRecord { inner: r.clone() })
+        self.inner
+            .prekeys
+            .get(&id)
+            .map(|r| PreKeyRecord { inner: r.clone() })
     }
     fn remove_prekey(&mut self, id: u32) {
         self.inner.prekeys.remove(&id);
@@ -150,8 +153,12 @@ impl MemoryStore {
         let identity = self.inner.identity().clone();
         let spk = core_prekey::SignedPreKeyRecord::generate(signed_prekey_id, &identity, now_ms());
         let otk = if one_time {
-            let id = prekey_id.ok_or_else(|| PyValueError::new_err("one_time=True needs a prekey_id"))?;
-            Some(core_prekey::PreKeyRecord::new(id, curve::PrivateKey::generate()))
+            let id = prekey_id
+                .ok_or_else(|| PyValueError::new_err("one_time=True needs a prekey_id"))?;
+            Some(core_prekey::PreKeyRecord::new(
+                id,
+                curve::PrivateKey::generate(),
+            ))
         } else {
             None
         };
@@ -180,7 +187,9 @@ impl MemoryStore {
             self.inner.prekeys.insert(r.id, r);
         }
         if let Some(r) = kyber_rec {
-            self.inner.kyber_prekeys.insert(r.id, (r, kyber_last_resort));
+            self.inner
+                .kyber_prekeys
+                .insert(r.id, (r, kyber_last_resort));
         }
         Ok(PreKeyBundle { inner: bundle })
     }
@@ -213,7 +222,11 @@ impl MemoryStore {
     }
 
     /// The trusted identity of `address`, or None.
-    fn identity(&self, py: Python<'_>, address: &Bound<'_, Address>) -> PyResult<Option<Py<IdentityKey>>> {
+    fn identity(
+        &self,
+        py: Python<'_>,
+        address: &Bound<'_, Address>,
+    ) -> PyResult<Option<Py<IdentityKey>>> {
         self.inner
             .identities
             .get(&address.get().inner)
@@ -221,7 +234,11 @@ impl MemoryStore {
             .transpose()
     }
     /// Accepts `identity_key` for `address` (replacing a changed one).
-    fn trust(&mut self, address: &Bound<'_, Address>, identity_key: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn trust(
+        &mut self,
+        address: &Bound<'_, Address>,
+        identity_key: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let k = public_key_arg(identity_key)?;
         self.inner.trust(&address.get().inner, k);
         Ok(())

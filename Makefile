@@ -1,0 +1,83 @@
+# One entry point for every task. `make demo` and `make test` work on a fresh machine:
+# they create the virtualenv, build the extension and install the interop peers themselves.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+BUILT  := $(VENV)/.built
+NPM_STAMP := tests/interop/node_modules/.installed
+RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
+
+.PHONY: all demo test test-rust test-python bench bench-python bench-rust lint fmt \
+        build build-dev venv peers clean fuzz
+
+all: lint test
+
+$(STAMP): pyproject.toml tests/interop/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "maturin>=1.9,<2" "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" \
+		"cryptography>=42" "mypy>=1.10" "ruff>=0.5"
+	$(PIP) install -q -r tests/interop/requirements.txt
+	touch $@
+
+venv: $(STAMP)
+
+# Release build of the extension into the virtualenv (what tests and benches use).
+$(BUILT): $(STAMP) $(RUST_SRC) pyproject.toml
+	$(VENV)/bin/maturin develop --release -q
+	touch $@
+
+build: $(BUILT)
+
+# Fast unoptimised build for iterating on the bindings.
+build-dev: $(STAMP)
+	$(VENV)/bin/maturin develop -q
+	rm -f $(BUILT)
+
+$(NPM_STAMP): tests/interop/package.json tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	touch $@
+
+peers: $(NPM_STAMP) $(STAMP)
+
+demo: $(BUILT)
+	$(PY) -m textsecure demo
+
+test: test-rust test-python
+
+test-rust:
+	cargo test -p textsecure-core --quiet
+
+test-python: $(BUILT) peers
+	$(PY) -m pytest tests -q
+
+bench: bench-python bench-rust
+
+bench-python: $(BUILT) peers
+	$(PY) -m pytest benches/python --benchmark-enable --benchmark-columns=min,median,ops,rounds \
+		--benchmark-sort=name -q
+
+bench-rust:
+	cargo bench -p textsecure-core --bench ratchet
+
+lint: $(BUILT)
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	@# The core must never depend on pyo3.
+	@! cargo tree -p textsecure-core -e normal --prefix none | grep -q '^pyo3' || \
+		(echo "textsecure-core must not depend on pyo3" && exit 1)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest textsecure._native --allowlist .stubtest-allowlist
+
+fmt: $(STAMP)
+	cargo fmt --all
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) target tests/interop/node_modules
