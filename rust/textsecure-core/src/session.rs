@@ -210,12 +210,12 @@ enum ChainUpdate {
     },
 }
 
+/// Skipped keys, the message's keys and the next chain key.
+type Advanced = (Vec<(u32, StoredMessageKey)>, MessageKeys, ChainKey);
+
 /// Derives keys from `chain_key` up to `counter`, returning the skipped keys, the message's
 /// keys and the next chain key.
-fn advance_to(
-    chain_key: &ChainKey,
-    counter: u32,
-) -> Result<(Vec<(u32, StoredMessageKey)>, MessageKeys, ChainKey)> {
+fn advance_to(chain_key: &ChainKey, counter: u32) -> Result<Advanced> {
     let jump = counter - chain_key.index();
     if jump > MAX_FORWARD_JUMPS {
         return Err(Error::MessageGapTooLarge {

@@ -1,5 +1,7 @@
 //! Two in-memory parties talking through the core API.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
 use textsecure_core::message::CiphertextMessage;
 use textsecure_core::prekey::{
     IdentityKeyPair, KyberBundlePart, KyberPreKeyRecord, PreKeyBundle, PreKeyRecord,
@@ -24,7 +26,7 @@ fn bundle(store: &mut InMemoryStore, one_time: bool, kyber: bool) -> PreKeyBundl
         signed_prekey_id: spk.id,
         signed_prekey: spk.key_pair.public_key,
         signed_prekey_signature: spk.signature.clone(),
-        prekey: one_time.then(|| (otk.id, otk.key_pair.public_key)),
+        prekey: one_time.then_some((otk.id, otk.key_pair.public_key)),
         kyber: kyber.then(|| {
             let k = KyberPreKeyRecord::generate(21, &id, 1000).unwrap();
             let part = KyberBundlePart {
