@@ -343,3 +343,25 @@ def test_last_resort_kyber_prekey_serves_many_sessions() -> None:
             bob.cipher(sender).decrypt(sender.cipher(bob).encrypt(name.encode())) == name.encode()
         )
     assert bob.store.load_kyber_prekey(50) is not None
+
+
+@pytest.mark.parametrize("kyber", [False, True], ids=["x3dh", "pqxdh-last-resort"])
+def test_replayed_prekey_message_never_sets_up_a_second_session(kyber: bool) -> None:
+    alice, bob = Party("alice", 1), Party("bob", 2)
+    bundle = bob.store.new_bundle(
+        1, signed_prekey_id=3, one_time=False, kyber=kyber, kyber_last_resort=True
+    )
+    alice.cipher(bob).process_bundle(bundle)
+    message = alice.cipher(bob).encrypt(b"only once")
+    assert bob.cipher(alice).decrypt(message) == b"only once"
+    with pytest.raises(errors.DuplicateMessage):
+        bob.cipher(alice).decrypt(message)
+    # Even with the session gone, the replay must not decrypt again.
+    bob.store.remove_session(alice.address)
+    with pytest.raises(errors.InvalidMessage):
+        bob.cipher(alice).decrypt(message)
+    assert bob.store.session(alice.address) is None
+    # A new session from the same (last-resort) bundle with a fresh base key still works.
+    again = alice.cipher(bob)
+    again.process_bundle(bundle)
+    assert bob.cipher(alice).decrypt(again.encrypt(b"new base key")) == b"new base key"

@@ -457,6 +457,10 @@ pub fn decrypt_prekey_message<S: ProtocolStore>(
     let (plaintext, update) = plan_decrypt(&state, msg.message())?;
     apply_update(&mut state, update);
 
+    // Without a one-time EC prekey nothing else stops a replay once the session is gone.
+    if msg.pre_key_id().is_none() {
+        store.record_base_key(msg.signed_pre_key_id(), msg.base_key())?;
+    }
     store.save_identity(remote, msg.identity_key())?;
     store.update_session(remote, |rec| rec.promote_state(state))?;
     if let Some(id) = msg.pre_key_id() {

@@ -131,3 +131,28 @@ fn tamper_leaves_state_unchanged() {
         b"hello there"
     );
 }
+
+#[test]
+fn debug_never_shows_secrets() {
+    let (mut alice, mut bob, a, b) = setup(true);
+    let m = encrypt(&mut alice, &b, b"x").unwrap();
+    decrypt(&mut bob, &a, &m).unwrap();
+    for store in [&alice, &bob] {
+        let text = format!("{store:?}");
+        let id_private = hex::encode(store.identity().private_key.serialize());
+        assert!(!text.contains(&id_private));
+        for rec in store.sessions.values() {
+            let s = rec.current.as_ref().unwrap();
+            let text = format!("{rec:?}");
+            let p = s.to_proto();
+            for secret in [
+                hex::encode(&p.root_key),
+                hex::encode(&p.sender_chain.as_ref().unwrap().sender_ratchet_key_private),
+            ] {
+                assert!(!text.contains(&secret), "secret in Debug output");
+            }
+            let bytes_dbg = format!("{:?}", p.root_key);
+            assert!(!text.contains(&bytes_dbg), "root key bytes in Debug output");
+        }
+    }
+}
