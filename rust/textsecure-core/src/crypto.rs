@@ -68,7 +68,9 @@ pub fn aes256_cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8]) -> Ve
 /// 16 bytes; a bad padding is reported as [`Error::InvalidMessage`].
 pub fn aes256_cbc_decrypt(key: &[u8; 32], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Vec<u8>> {
     if ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
-        return Err(Error::InvalidMessage("ciphertext length is not a positive multiple of 16"));
+        return Err(Error::InvalidMessage(
+            "ciphertext length is not a positive multiple of 16",
+        ));
     }
     Aes256CbcDec::new(key.into(), iv.into())
         .decrypt_padded_vec_mut::<cbc::cipher::block_padding::Pkcs7>(ciphertext)
