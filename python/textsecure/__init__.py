@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textsecure import errors
+from textsecure import attachments, errors
 from textsecure._native import __version__
 
-__all__ = ["__version__", "errors"]
+__all__ = ["__version__", "attachments", "errors"]

@@ -403,12 +403,15 @@ impl SignalDecryptor {
                 "attachment decryption already failed",
             ));
         }
-        self.received += data.len() as u64;
-        if self.blob_len.is_some_and(|n| self.received > n) {
+        if self
+            .blob_len
+            .is_some_and(|n| self.received + data.len() as u64 > n)
+        {
             return Err(self.fail("attachment longer than expected"));
         }
         self.sha.update(data);
         for piece in data.chunks(4 * STEP) {
+            self.received += piece.len() as u64;
             self.pending.extend_from_slice(piece);
             self.process(out)?;
         }
@@ -591,6 +594,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn large_single_updates() {
+        let k = key();
+        let pt = data(1_000_003);
+        let (blob, r) = encrypt(&k, &[2u8; 16], &pt).unwrap();
+        for bl in [None, Some(blob.len() as u64)] {
+            let mut d =
+                SignalDecryptor::new_releasing_unverified(&k, pt.len() as u64, Some(&r.digest), bl)
+                    .unwrap();
+            let mut out = Vec::new();
+            d.update(&blob, &mut out).unwrap();
+            d.finalize(&mut out).unwrap();
+            assert_eq!(out, pt);
+            let mut d = SignalDecryptor::new(
+                &k,
+                pt.len() as u64,
+                Some(&r.digest),
+                &r.incremental_mac,
+                r.chunk_size,
+                bl,
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            d.update(&blob, &mut out).unwrap();
+            d.finalize(&mut out).unwrap();
+            assert_eq!(out, pt);
+        }
+        assert_eq!(
+            decrypt(&k, &blob, Some(&r.digest), pt.len() as u64, None).unwrap(),
+            pt
+        );
     }
 
     #[test]

@@ -248,14 +248,17 @@ impl WhatsAppDecryptor {
         if self.failed {
             return Err(Error::InvalidMessage("media decryption already failed"));
         }
-        self.received += data.len() as u64;
-        if self.enc_len.is_some_and(|n| self.received > n) {
+        if self
+            .enc_len
+            .is_some_and(|n| self.received + data.len() as u64 > n)
+        {
             return Err(self.fail("media file longer than expected"));
         }
         if let Some(h) = self.enc_sha.as_mut() {
             h.update(data);
         }
         for piece in data.chunks(4 * STEP) {
+            self.received += piece.len() as u64;
             self.pending.extend_from_slice(piece);
             // Keep the last block and the MAC back.
             let hold = (BLOCK + MAC_LEN).min(self.pending.len());
@@ -368,4 +371,53 @@ pub fn decrypt(
     d.update(file, &mut out)?;
     d.finalize(&mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_any_split_and_tamper() {
+        let mk = [7u8; 32];
+        let t = MediaType::from_name("video").unwrap();
+        for n in [0usize, 1, 16, 17, 1_000_003] {
+            let pt: Vec<u8> = (0..n).map(|i| (i * 13) as u8).collect();
+            let (enc, r) = encrypt(&mk, t, &pt).unwrap();
+            assert_eq!(enc.len() as u64, enc_len(n as u64));
+            for step in [1usize, 7, 16, 4096, 1 << 22] {
+                if n > 100_000 && step < 4096 {
+                    continue;
+                }
+                for el in [None, Some(enc.len() as u64)] {
+                    let sha = Some(&r.file_sha256[..]);
+                    let esha = Some(&r.file_enc_sha256[..]);
+                    let mut d = WhatsAppDecryptor::new(&mk, t, sha, esha, el).unwrap();
+                    let mut out = Vec::new();
+                    for p in enc.chunks(step) {
+                        d.update(p, &mut out).unwrap();
+                    }
+                    assert_eq!(d.finalize(&mut out).unwrap(), n as u64);
+                    assert_eq!(out, pt);
+                }
+            }
+            if n < 100 {
+                for i in 0..enc.len() {
+                    let mut bad = enc.clone();
+                    bad[i] ^= 1;
+                    assert!(decrypt(&mk, t, &bad, None, None).is_err(), "n {n} byte {i}");
+                }
+                assert!(decrypt(&mk, t, &enc[..enc.len() - 1], None, None).is_err());
+                let mut ext = enc.clone();
+                ext.push(0);
+                assert!(decrypt(&mk, t, &ext, None, None).is_err());
+                assert!(decrypt(&mk, t, &enc, Some(&[0u8; 32]), None).is_err());
+                assert!(decrypt(&mk, t, &enc, None, Some(&[0u8; 32])).is_err());
+                let other = MediaType::from_name("audio").unwrap();
+                assert!(decrypt(&mk, other, &enc, None, None).is_err());
+            }
+        }
+        assert!(MediaType::from_name("nope").is_err());
+        assert!(MediaKeys::derive(&[0u8; 31], MediaType::from_name("image").unwrap()).is_err());
+    }
 }
