@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from textsecure import attachments as att
 from textsecure.errors import InvalidArgument, InvalidKey, InvalidMessage
 
@@ -71,7 +70,14 @@ def test_padding_at_every_bucket_boundary() -> None:
                 checked += 1
         p *= Fraction(21, 20)
     assert checked > 1000
-    assert [att.padded_size(s) for s in (0, 1, 541, 542, 568, 569)] == [541, 541, 541, 568, 568, 596]
+    assert [att.padded_size(s) for s in (0, 1, 541, 542, 568, 569)] == [
+        541,
+        541,
+        541,
+        568,
+        568,
+        596,
+    ]
     # Beyond Android's int range nothing is padded.
     assert att.padded_size(2**31 - 1) == 2**31 - 1
     assert att.padded_size(2**31) == 2**31
@@ -328,9 +334,7 @@ def test_file_api_paths_and_file_objects(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "c", "d", "p"]
     sink3 = io.BytesIO()
     with pytest.raises(InvalidMessage):
-        att.decrypt_file(
-            tmp_path / "bad", sink3, key=info.key, digest=info.digest, size=len(pt)
-        )
+        att.decrypt_file(tmp_path / "bad", sink3, key=info.key, digest=info.digest, size=len(pt))
     assert sink3.getvalue() == b""
     with pytest.raises(FileNotFoundError):
         att.encrypt_file(tmp_path / "missing", tmp_path / "x")
@@ -388,7 +392,17 @@ def test_whatsapp_tampering_is_detected() -> None:
     enc, mk = _b64(c["enc"]), _b64(c["media_key"])
     sha, esha = _b64(c["file_sha256"]), _b64(c["file_enc_sha256"])
     # Baileys accepts these two (see baileys_observations); we must not.
-    for i in [0, 1, 15, 16, len(enc) // 2, len(enc) - 27, len(enc) - 11, len(enc) - 10, len(enc) - 1]:
+    for i in [
+        0,
+        1,
+        15,
+        16,
+        len(enc) // 2,
+        len(enc) - 27,
+        len(enc) - 11,
+        len(enc) - 10,
+        len(enc) - 1,
+    ]:
         with pytest.raises(InvalidMessage):
             att.decrypt_whatsapp(_flip(enc, i), "image", mk)
     for bad in (enc[:-1], enc + b"\0", enc[:-26] + enc[-10:], b""):
@@ -423,7 +437,9 @@ def test_whatsapp_streaming_and_files(tmp_path: Path) -> None:
         len(pt),
     )
     (tmp_path / "p").write_bytes(pt)
-    finfo = att.encrypt_whatsapp_file(tmp_path / "p", tmp_path / "c", "document", media_key=m.media_key)
+    finfo = att.encrypt_whatsapp_file(
+        tmp_path / "p", tmp_path / "c", "document", media_key=m.media_key
+    )
     assert (tmp_path / "c").read_bytes() == m.blob and finfo.file_sha256 == m.file_sha256
     sink = io.BytesIO()
     finfo2 = att.encrypt_whatsapp_file(io.BytesIO(pt), sink, "document", media_key=m.media_key)
@@ -452,32 +468,43 @@ def test_whatsapp_streaming_and_files(tmp_path: Path) -> None:
 # --- concurrency ------------------------------------------------------------------------------
 
 
+def _longest_pause_while(fn: Any) -> tuple[float, float]:
+    """Runs ``fn`` in a thread; returns (longest pause seen by this thread, duration of fn)."""
+    done = threading.Event()
+    t0 = time.perf_counter()
+    span: list[float] = []
+
+    def work() -> None:
+        fn()
+        span.append(time.perf_counter() - t0)
+        done.set()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    last, gap = time.perf_counter(), 0.0
+    while not done.is_set():
+        now = time.perf_counter()
+        gap = max(gap, now - last)
+        last = now
+    worker.join()
+    return gap, span[0]
+
+
 def test_crypto_runs_without_the_gil() -> None:
-    """While one thread encrypts a large buffer in Rust, another thread keeps running Python
-    code: the longest pause it sees is a small fraction of the encryption time (if the GIL were
-    held, the pause would be the whole call). Robust on a loaded machine, unlike CPU timings."""
+    """While one thread encrypts a large buffer in Rust (one call), another thread keeps running
+    Python code: its longest pause is a small fraction of the call (with the GIL held it would
+    be the whole call). Best of three attempts, since other processes may preempt us."""
     pt = os.urandom(96 * 2**20)
     key = os.urandom(64)
     for fn in (
         lambda: att.encrypt(pt, key=key),
         lambda: att.encrypt_whatsapp(pt, "video", media_key=key[:32]),
     ):
-        done = threading.Event()
-        t0 = time.perf_counter()
-        span: list[float] = []
-
-        def work(f: Any = fn) -> None:
-            f()
-            span.append(time.perf_counter() - t0)
-            done.set()
-
-        worker = threading.Thread(target=work)
-        worker.start()
-        last, gap = time.perf_counter(), 0.0
-        while not done.is_set():
-            now = time.perf_counter()
-            gap = max(gap, now - last)
-            last = now
-        worker.join()
-        assert span[0] > 0.1
-        assert gap < 0.25 * span[0], (gap, span[0])
+        results = []
+        for _ in range(3):
+            gap, span = _longest_pause_while(fn)
+            results.append((gap, span))
+            if span > 0.1 and gap < 0.25 * span:
+                break
+        else:
+            pytest.fail(f"the calling thread was blocked: (pause, duration) = {results}")

@@ -78,9 +78,7 @@ def whatsapp_decrypt(
     file_sha256: bytes | None = None,
     file_enc_sha256: bytes | None = None,
 ) -> bytes: ...
-def whatsapp_encrypt_file(
-    src: str, dst: str, media_type: str, media_key: bytes
-) -> _WaInfo: ...
+def whatsapp_encrypt_file(src: str, dst: str, media_type: str, media_key: bytes) -> _WaInfo: ...
 def whatsapp_decrypt_file(
     src: str,
     dst: str,

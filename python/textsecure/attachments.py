@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, NamedTuple, Union
+from typing import IO, NamedTuple, cast
 
 from textsecure import _native
 from textsecure.errors import InvalidArgument, InvalidKey
@@ -59,18 +59,19 @@ __all__ = [
     "encrypt_whatsapp_stream",
     "incremental_chunk_size",
     "incremental_mac",
+    "libsignal_chunk_size",
     "padded_size",
     "whatsapp_hkdf_info",
     "whatsapp_media_keys",
 ]
 
-BytesLike = Union[bytes, bytearray, memoryview]
-StrPath = Union[str, "os.PathLike[str]"]
+BytesLike = bytes | bytearray | memoryview
+StrPath = str | os.PathLike[str]
 #: What the streaming functions read from: bytes, a path, a binary file object, or an
 #: iterable of bytes-like chunks.
-Source = Union[BytesLike, StrPath, IO[bytes], Iterable[BytesLike]]
+Source = BytesLike | StrPath | IO[bytes] | Iterable[BytesLike]
 #: Where the file functions write to: a path or a binary file object.
-Sink = Union[StrPath, IO[bytes]]
+Sink = StrPath | IO[bytes]
 
 KEY_SIZE = 64
 MEDIA_KEY_SIZE = 32
@@ -79,6 +80,7 @@ MEDIA_TYPES: tuple[str, ...] = tuple(_native.whatsapp_media_types())
 
 #: Read size of the streaming helpers (the GIL is released per chunk).
 CHUNK = 1 << 20
+_PATH = (str, os.PathLike)
 
 
 def _b(data: BytesLike) -> bytes:
@@ -89,12 +91,8 @@ def _opt_b(data: BytesLike | None) -> bytes | None:
     return None if data is None else _b(data)
 
 
-def _is_path(x: object) -> bool:
-    return isinstance(x, (str, os.PathLike))
-
-
-def _fs(p: object) -> str:
-    return os.fspath(p)  # type: ignore[call-overload, no-any-return]
+def _fs(p: StrPath) -> str:
+    return os.fspath(p)
 
 
 def _chunks(source: Source, chunk: int = CHUNK) -> Iterator[bytes]:
@@ -104,14 +102,14 @@ def _chunks(source: Source, chunk: int = CHUNK) -> Iterator[bytes]:
         for i in range(0, len(view), chunk):
             yield bytes(view[i : i + chunk])
         return
-    if _is_path(source):
-        with open(source, "rb") as f:  # type: ignore[arg-type]
+    if isinstance(source, _PATH):
+        with open(source, "rb") as f:
             yield from _read_chunks(f, chunk)
         return
     if hasattr(source, "read"):
-        yield from _read_chunks(source, chunk)  # type: ignore[arg-type]
+        yield from _read_chunks(cast(IO[bytes], source), chunk)
         return
-    for piece in source:  # type: ignore[union-attr]
+    for piece in source:
         if piece:
             yield _b(piece)
 
@@ -130,10 +128,10 @@ def _known_size(source: Source) -> int | None:
         return len(source)
     if isinstance(source, memoryview):
         return source.nbytes
-    if _is_path(source):
-        return os.stat(source).st_size  # type: ignore[arg-type]
+    if isinstance(source, _PATH):
+        return os.stat(source).st_size
     if hasattr(source, "seek") and hasattr(source, "tell"):
-        f: IO[bytes] = source  # type: ignore[assignment]
+        f = cast(IO[bytes], source)
         try:
             if not f.seekable():
                 return None
@@ -147,12 +145,12 @@ def _known_size(source: Source) -> int | None:
 
 
 def _write_all(chunks: Iterable[bytes], dst: Sink) -> None:
-    if _is_path(dst):
-        with open(dst, "wb") as f:  # type: ignore[arg-type]
+    if isinstance(dst, _PATH):
+        with open(dst, "wb") as f:
             for c in chunks:
                 f.write(c)
     else:
-        out: IO[bytes] = dst  # type: ignore[assignment]
+        out: IO[bytes] = dst
         for c in chunks:
             out.write(c)
 
@@ -204,6 +202,13 @@ def incremental_chunk_size(size: int) -> int:
     if size < 0:
         raise InvalidArgument("size must be non-negative")
     return _native.attachment_chunk_size(size)
+
+
+def libsignal_chunk_size(data_size: int) -> int:
+    """libsignal's ``inferChunkSize`` rule for ``data_size`` MACed bytes."""
+    if data_size < 0:
+        raise InvalidArgument("data_size must be non-negative")
+    return _native.incremental_chunk_size(data_size)
 
 
 def incremental_mac(mac_key: BytesLike, data: BytesLike, chunk_size: int) -> bytes:
@@ -379,7 +384,7 @@ def encrypt_file(
     """
     k = _new_key(key)
     v = secrets.token_bytes(16) if iv is None else _b(iv)
-    if _is_path(src) and _is_path(dst):
+    if isinstance(src, _PATH) and isinstance(dst, _PATH):
         r = _native.attachment_encrypt_file(_fs(src), _fs(dst), k, v, chunk_size)
         return _info(k, r)
     stream = encrypt_stream(src, key=k, chunk_size=chunk_size, iv=v)
@@ -397,10 +402,13 @@ def _decrypt_verified_chunks(
     blob_len: int | None,
 ) -> Iterator[bytes]:
     dec = _native.AttachmentDecryptor(key, size, digest, incremental_mac, chunk_size, blob_len)
-    for piece in _chunks(source):
-        out = dec.update(piece)
-        if out:
-            yield out
+    # Feed at most one chunk per call, so every verified chunk is yielded before a later
+    # chunk's failure raises.
+    for piece in _chunks(source, max(CHUNK // chunk_size, 1) * chunk_size):
+        for off in range(0, len(piece), chunk_size):
+            out = dec.update(piece if len(piece) <= chunk_size else piece[off : off + chunk_size])
+            if out:
+                yield out
     out = dec.finalize()
     if out:
         yield out
@@ -412,8 +420,8 @@ def _via_tempfile(
     """Runs a path-to-path decryption (which verifies everything before the output appears)
     and streams or copies its output."""
     with tempfile.TemporaryDirectory(prefix="textsecure-") as tmp:
-        if _is_path(source):
-            src_path = os.fspath(source)  # type: ignore[arg-type]
+        if isinstance(source, _PATH):
+            src_path = os.fspath(source)
         else:
             src_path = os.path.join(tmp, "blob")
             _write_all(_chunks(source), src_path)
@@ -421,10 +429,10 @@ def _via_tempfile(
         decrypt_path(src_path, out_path)
         with open(out_path, "rb") as f:
             if dst is not None:
-                if _is_path(dst):
-                    shutil.copyfile(out_path, dst)  # type: ignore[arg-type]
+                if isinstance(dst, _PATH):
+                    shutil.copyfile(out_path, dst)
                 else:
-                    shutil.copyfileobj(f, dst, CHUNK)  # type: ignore[misc]
+                    shutil.copyfileobj(f, dst, CHUNK)
                 return
             yield from _read_chunks(f, CHUNK)
 
@@ -483,7 +491,7 @@ def decrypt_file(
     if size < 0:
         raise InvalidArgument("size must be non-negative")
     inc = _opt_b(incremental_mac)
-    if _is_path(src) and _is_path(dst):
+    if isinstance(src, _PATH) and isinstance(dst, _PATH):
         _native.attachment_decrypt_file(_fs(src), _fs(dst), k, d, size, inc, chunk_size)
         return
 
@@ -595,12 +603,12 @@ def encrypt_whatsapp_file(
 ) -> WhatsAppMediaInfo:
     """Encrypts ``src`` into ``dst`` (path to path runs entirely in Rust)."""
     mk = _media_key(media_key)
-    if _is_path(src) and _is_path(dst):
+    if isinstance(src, _PATH) and isinstance(dst, _PATH):
         sha, enc_sha, n = _native.whatsapp_encrypt_file(_fs(src), _fs(dst), media_type, mk)
         return WhatsAppMediaInfo(mk, media_type, sha, enc_sha, n)
     gen = encrypt_whatsapp_stream(src, media_type, media_key=mk)
     out: IO[bytes]
-    with open(dst, "wb") if _is_path(dst) else _nullctx(dst) as out:  # type: ignore[arg-type]
+    with open(dst, "wb") if isinstance(dst, _PATH) else _nullctx(dst) as out:
         while True:
             try:
                 out.write(next(gen))
@@ -622,7 +630,7 @@ def decrypt_whatsapp_file(
     hashes check. Returns the plaintext length."""
     mk = _check_key(media_key, MEDIA_KEY_SIZE, "media_key")
     sha, enc_sha = _opt_b(file_sha256), _opt_b(file_enc_sha256)
-    if _is_path(src) and _is_path(dst):
+    if isinstance(src, _PATH) and isinstance(dst, _PATH):
         return _native.whatsapp_decrypt_file(_fs(src), _fs(dst), media_type, mk, sha, enc_sha)
     lengths: list[int] = []
 

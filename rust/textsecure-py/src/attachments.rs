@@ -144,7 +144,10 @@ fn attachment_decrypt<'py>(
             .py()
         }
     };
-    let out = run(py, blob.len(), || signal::decrypt(key, blob, digest, size, inc)).py()?;
+    let out = run(py, blob.len(), || {
+        signal::decrypt(key, blob, digest, size, inc)
+    })
+    .py()?;
     Ok(bytes(py, &out))
 }
 
@@ -178,7 +181,10 @@ fn attachment_decrypt_file(
     chunk_size: Option<usize>,
 ) -> PyResult<()> {
     let inc = match (incremental_mac, chunk_size) {
-        (Some(digests), Some(chunk_size)) => Some(Incremental { digests, chunk_size }),
+        (Some(digests), Some(chunk_size)) => Some(Incremental {
+            digests,
+            chunk_size,
+        }),
         (None, _) => None,
         (Some(_), None) => {
             return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
@@ -200,7 +206,9 @@ struct AttachmentEncryptor {
 impl AttachmentEncryptor {
     #[new]
     fn new(key: &[u8], iv: &[u8], chunk_size: usize) -> PyResult<Self> {
-        Ok(Self { inner: Some(SignalEncryptor::new(key, iv, chunk_size).py()?) })
+        Ok(Self {
+            inner: Some(SignalEncryptor::new(key, iv, chunk_size).py()?),
+        })
     }
 
     /// Encrypts `data`; returns the blob bytes produced.
@@ -281,7 +289,9 @@ impl AttachmentDecryptor {
                 "incremental_mac and chunk_size go together",
             )),
         };
-        Ok(Self { inner: Some(inner.py()?) })
+        Ok(Self {
+            inner: Some(inner.py()?),
+        })
     }
 
     /// Feeds blob bytes; returns the plaintext released.
@@ -332,7 +342,12 @@ fn whatsapp_hkdf_info(media_type: &str) -> PyResult<&'static str> {
     Ok(self::media_type(media_type)?.hkdf_info())
 }
 
-type Four<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+type Four<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
 
 /// The 112-byte expansion, split: (iv, cipher_key, mac_key, ref_key).
 #[pyfunction]
@@ -353,7 +368,11 @@ fn whatsapp_media_keys<'py>(
 type WaInfo<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, u64);
 
 fn wa_info<'py>(py: Python<'py>, r: &whatsapp::WhatsAppEncryptResult) -> WaInfo<'py> {
-    (bytes(py, &r.file_sha256), bytes(py, &r.file_enc_sha256), r.file_length)
+    (
+        bytes(py, &r.file_sha256),
+        bytes(py, &r.file_enc_sha256),
+        r.file_length,
+    )
 }
 
 /// One-shot: (file, (file_sha256, file_enc_sha256, file_length)).
@@ -431,7 +450,9 @@ impl WhatsAppMediaEncryptor {
     #[new]
     fn new(media_key: &[u8], media_type: &str) -> PyResult<Self> {
         let t = self::media_type(media_type)?;
-        Ok(Self { inner: Some(WhatsAppEncryptor::new(media_key, t).py()?) })
+        Ok(Self {
+            inner: Some(WhatsAppEncryptor::new(media_key, t).py()?),
+        })
     }
 
     fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
