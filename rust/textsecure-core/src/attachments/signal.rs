@@ -201,7 +201,7 @@ pub struct SignalDecryptor {
     mac: ChunkedMac,
     expected: Option<Vec<u8>>,
     next: usize,
-    sha: Sha256,
+    sha: Option<Sha256>,
     expected_digest: Option<[u8; 32]>,
     plaintext_size: u64,
     released: u64,
@@ -247,7 +247,8 @@ impl SignalDecryptor {
             mac: ChunkedMac::new(&*mac_key, chunk_size)?,
             expected,
             next: 0,
-            sha: Sha256::new(),
+            // The digest costs a SHA-256 pass: only computed when it is to be checked.
+            sha: expected_digest.map(|_| Sha256::new()),
             expected_digest,
             plaintext_size,
             released: 0,
@@ -409,8 +410,10 @@ impl SignalDecryptor {
         {
             return Err(self.fail("attachment longer than expected"));
         }
-        self.sha.update(data);
         for piece in data.chunks(4 * STEP) {
+            if let Some(h) = self.sha.as_mut() {
+                h.update(piece);
+            }
             self.received += piece.len() as u64;
             self.pending.extend_from_slice(piece);
             self.process(out)?;
@@ -456,8 +459,8 @@ impl SignalDecryptor {
                 return Err(self.fail("incremental MAC mismatch"));
             }
         }
-        let digest: [u8; 32] = self.sha.clone().finalize().into();
-        if let Some(want) = self.expected_digest {
+        if let (Some(h), Some(want)) = (self.sha.take(), self.expected_digest) {
+            let digest: [u8; 32] = h.finalize().into();
             if !ct_eq(&want, &digest) {
                 return Err(self.fail("bad attachment digest"));
             }
