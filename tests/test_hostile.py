@@ -567,6 +567,43 @@ def test_malformed_kyber_ciphertext(change: str) -> None:
     assert ts.SessionCipher(store, ALICE).decrypt(m0) == b"first"
 
 
+# --- hostile keys in a PreKeySignalMessage ------------------------------------------------
+
+_P = 2**255 - 19
+#: Curve25519 u-coordinates of low order (0, 1, the two points of order 8, p - 1) and
+#: non-canonical encodings (p, p + 1 = 1, 2^255 - 1, and 2^256 - 1, whose top bit libsignal
+#: masks).
+_HOSTILE_U = [
+    0,
+    1,
+    325606250916557431795983626356110631294008115727848805560023387167927233504,
+    39382357235489614581723060781553021112529911719440698176882885853963445705823,
+    _P - 1,
+    _P,
+    _P + 1,
+    2**255 - 1,
+    2**256 - 1,
+]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(("field_number", "what"), [(2, "base key"), (3, "identity key")])
+def test_prekey_message_with_hostile_keys(version: int, field_number: int, what: str) -> None:
+    """Low-order or non-canonical base / identity keys: a textsecure error, nothing stored."""
+    p = new_pair(version)
+    m0 = p.to_bob.encrypt(b"first")
+    for u in _HOSTILE_U:
+        for key in (b"\x05" + u.to_bytes(32, "little"), u.to_bytes(32, "little")):
+            body = _replace_field(bytes(m0), field_number, key)
+            store = p.keys.store()
+            before = state(store, p.keys)
+            with pytest.raises(errors.TextSecureError):
+                ts.SessionCipher(store, ALICE).decrypt(ts.parse_message(3, body))
+            assert state(store, p.keys) == before, (what, hex(u))
+    store = p.keys.store()
+    assert ts.SessionCipher(store, ALICE).decrypt(m0) == b"first"
+
+
 # --- bundles -------------------------------------------------------------------------------
 
 
