@@ -514,6 +514,7 @@ def test_reencoding_helper_is_faithful() -> None:
         "type 0x00",
         "type 0x07",
         "type 0x09",
+        "type 0x0a",  # ML-KEM-1024's type byte, for a Kyber-1024 prekey
         "type 0xff",
         "length 0",
         "length 1",
