@@ -53,9 +53,9 @@ _BUNDLE_FIELDS = (
 Spawn = Callable[[str], Peer]
 
 
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """Start peers on demand (skipping when their library is absent); close them afterwards."""
+def spawn_peers() -> Iterator[Spawn]:
+    """Body of the ``spawn`` fixture (shared with test_interop_pqxdh.py): start peers on
+    demand, skipping when their library is absent; close them afterwards."""
     started: list[Peer] = []
 
     def make(lib: str) -> Peer:
@@ -69,9 +69,16 @@ def spawn() -> Iterator[Spawn]:
         started.append(peer)
         return peer
 
-    yield make
-    for p in started:
-        p.close()
+    try:
+        yield make
+    finally:
+        for p in started:
+            p.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    yield from spawn_peers()
 
 
 # ---------------------------------------------------------------------------
