@@ -30,10 +30,11 @@ WHISPER, PREKEY = 2, 3
 TS_NAME, PEER_NAME, DEVICE = "alice", "bob", 1
 ROLES = ("ts_initiates", "peer_initiates")
 X3DH_PEERS = ("ls072", "node", "axolotl")
-#: libsignal-node 6.0.0 tries a message against its open session first and keeps the
-#: state that attempt changed (a ratchet step with the foreign ratchet key) even though
-#: the MAC fails and an older session then decrypts it; its next messages on the open
-#: session cannot be read by anyone (see test_node_breaks_open_session).
+#: libsignal-node 6.0.0 (src/session_cipher.js) tries a message against each session, most
+#: recently used first; doDecryptWhisperMessage steps the ratchet on the live session object
+#: (maybeStepRatchet, with the foreign ratchet key) before verifyMAC, and when an older
+#: session then decrypts, the record is stored with that damage. Its next messages on the
+#: damaged (open) session cannot be read by anyone (see test_node_breaks_open_session).
 BREAKS_OPEN_SESSION = frozenset({"node"})
 
 _BUNDLE_FIELDS = (
