@@ -123,7 +123,7 @@ class TsSide:
     def __init__(self, name: str = TS_NAME, registration_id: int = 4711) -> None:
         self.name = name
         self.store = ts.MemoryStore(ts.IdentityKeyPair.generate(), registration_id)
-        self._ids = itertools.count(100)
+        self._next_id = 100  # prekey ids handed out: 100, 101, ...
 
     def address(self, remote: str) -> ts.Address:
         return ts.Address(remote, DEVICE)
@@ -137,7 +137,8 @@ class TsSide:
     def new_bundle(
         self, *, kyber: bool, one_time: bool, last_resort: bool = False
     ) -> ts.PreKeyBundle:
-        i = next(self._ids)
+        i = self._next_id
+        self._next_id += 1
         return self.store.new_bundle(
             DEVICE,
             prekey_id=i if one_time else None,
@@ -167,6 +168,12 @@ class TsSide:
     def session_bytes(self, remote: str) -> bytes | None:
         rec = self.store.session(self.address(remote))
         return None if rec is None else bytes(rec)
+
+    def prekeys(self) -> tuple[list[int], list[int]]:
+        """The ids of the one-time EC and the Kyber prekeys still in the store."""
+        ids = range(100, self._next_id)
+        ec = [i for i in ids if self.store.load_prekey(i) is not None]
+        return ec, [i for i in ids if self.store.load_kyber_prekey(i) is not None]
 
     def snapshot(self, remote: str) -> tuple[bytes | None, bytes | None]:
         """What must not change when a decrypt fails: the session record and the identity."""
@@ -313,12 +320,12 @@ class Conv:
 
 def expect_untrusted_at_ts(c: Conv, call: Callable[[], object], new_key: bytes) -> None:
     """``call`` must raise UntrustedIdentity for the peer's new key and change nothing."""
-    before = c.ts.snapshot(c.peer.name)
+    before = c.ts.snapshot(c.peer.name), c.ts.prekeys()
     with pytest.raises(errors.UntrustedIdentity) as e:
         call()
     assert e.value.identity_key is not None and bytes(e.value.identity_key) == new_key
     assert e.value.address == c.ts.address(c.peer.name)
-    assert c.ts.snapshot(c.peer.name) == before
+    assert (c.ts.snapshot(c.peer.name), c.ts.prekeys()) == before
 
 
 # ---------------------------------------------------------------------------
@@ -414,6 +421,43 @@ def sc_duplicate(c: Conv) -> None:
     c.deliver(old)
     _expect_duplicate(c, old)
     _expect_duplicate(c, first)
+    c.ping_pong(2)
+
+
+def _tamper(type: int, body: bytes, from_end: int) -> bytes:
+    """``body`` with one bit flipped ``from_end`` bytes before the end of its SignalMessage
+    (1: the MAC; 20: the ciphertext), also inside a PreKey message."""
+    parsed = ts.parse_message(type, body)
+    inner = bytes(parsed.message) if isinstance(parsed, ts.PreKeySignalMessage) else body
+    at = body.rindex(inner) + len(inner) - from_end
+    out = bytearray(body)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
+def sc_tampered(c: Conv) -> None:
+    """A flipped bit (in the MAC, in the ciphertext) is refused and changes nothing; then the
+    genuine message decrypts. For textsecure as responder this includes the first PreKey
+    message: its one-time prekeys must survive the failed attempt."""
+
+    def refuse_tampered(m: Msg) -> None:
+        for from_end in (1, 20):
+            bad = _tamper(m.type, m.body, from_end)
+            if m.src is c.peer:
+                before = c.ts.snapshot(c.peer.name), c.ts.prekeys()
+                with pytest.raises(errors.InvalidMessage):
+                    c.ts.decrypt(c.peer.name, m.type, bad)
+                assert (c.ts.snapshot(c.peer.name), c.ts.prekeys()) == before
+            else:
+                with pytest.raises(PeerError) as e:
+                    c.peer.decrypt(c.ts.name, m.type, bad)
+                assert e.value.kind == "invalid_message", e.value
+        c.deliver(m)
+
+    c.a.process_bundle(c.b.name, c.bundle_of(c.b))
+    refuse_tampered(c.send(c.a, "hello"))  # the PreKey message
+    refuse_tampered(c.send(c.b))
+    refuse_tampered(c.send(c.a))  # after a ratchet step
     c.ping_pong(2)
 
 
@@ -552,6 +596,7 @@ SCENARIOS: dict[str, Callable[[Conv], None]] = {
     "shuffled_30": sc_shuffled_30,
     "lost_100": sc_lost_100,
     "duplicate": sc_duplicate,
+    "tampered": sc_tampered,
     "fresh_session": sc_fresh_session,
     "simultaneous": sc_simultaneous,
     "peer_changes_identity": sc_peer_changes_identity,
