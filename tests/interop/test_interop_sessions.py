@@ -690,3 +690,26 @@ def test_node_breaks_open_session(spawn: Spawn, other: str, trigger: str) -> Non
             deliver(x, node, reply)
         assert e.value.kind == "invalid_message"
         assert "Bad Mac" in e.value.message
+
+
+@pytest.mark.slow  # ~6 s: 6300 peer round trips
+def test_skipped_key_limit_matches_libsignal(spawn: Spawn) -> None:
+    """2100 messages skipped in one chain: textsecure, like libsignal 0.72, keeps the newest
+    2000 skipped keys; the oldest 100 then count as duplicates, on either side."""
+    c = Conv(TsSide(), PeerSide(spawn("ls072")), ts_initiates=True, version=3)
+    c.start()
+    outcome = {}
+    for src in (c.peer, c.ts):
+        msgs = [c.send(src) for _ in range(2101)]
+        c.deliver(msgs[-1])
+        late_ok = duplicates = 0
+        for m in msgs[:-1]:
+            try:
+                c.deliver(m)
+                late_ok += 1
+            except (errors.DuplicateMessage, PeerError) as e:
+                assert not isinstance(e, PeerError) or e.kind == "duplicate", e
+                duplicates += 1
+        outcome[c.other(src).lib] = (late_ok, duplicates)
+        c.ping_pong(1)
+    assert outcome == {"textsecure": (2000, 100), "ls072": (2000, 100)}
