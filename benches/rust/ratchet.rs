@@ -1,6 +1,8 @@
 //! Criterion benches of the core: X25519, XEdDSA, chain step, encrypt / decrypt in chain,
 //! ping-pong (a DH ratchet step per message) and the X3DH handshake.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // benches abort on a broken setup
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use textsecure_core::curve::{KeyPair, PrivateKey};
 use textsecure_core::message::CiphertextMessage;

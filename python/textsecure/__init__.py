@@ -7,7 +7,7 @@ is an implementation detail.
 
 from __future__ import annotations
 
-from textsecure import errors, hazmat
+from textsecure import attachments, errors, hazmat
 from textsecure._native import (
     Address,
     IdentityKey,
@@ -33,6 +33,7 @@ from textsecure.enums import MessageType, PqRatchet
 
 __all__ = [
     "Address",
+    "attachments",
     "IdentityKey",
     "IdentityKeyPair",
     "KyberKeyPair",

@@ -219,6 +219,16 @@ impl KeyPair {
     pub fn generate(key_type: KeyType) -> Result<Self> {
         let mut seed = Zeroizing::new([0u8; 64]);
         OsRng.fill_bytes(seed.as_mut());
+        Self::from_seed(key_type, seed.as_ref())
+    }
+
+    /// The key pair derived from a 64-byte seed (`d ‖ z` of FIPS 203 key generation; Kyber
+    /// round 3 uses the same layout). For known-answer tests and deterministic derivation.
+    pub fn from_seed(key_type: KeyType, seed: &[u8]) -> Result<Self> {
+        let seed: Zeroizing<[u8; 64]> = Zeroizing::new(
+            seed.try_into()
+                .map_err(|_| Error::InvalidKey("KEM key generation seed must be 64 bytes"))?,
+        );
         let kp = match key_type {
             KeyType::Kyber1024 => libcrux_ml_kem::kyber1024::generate_key_pair(*seed),
             KeyType::MlKem1024 => ml::generate_key_pair(*seed),

@@ -165,7 +165,7 @@ impl SignedPreKeyRecord {
         Ok(Self {
             id: p.id,
             key_pair: KeyPair::from_private(private),
-            signature: p.signature,
+            signature: p.signature.clone(),
             timestamp: p.timestamp,
         })
     }
@@ -223,7 +223,7 @@ impl KyberPreKeyRecord {
         Ok(Self {
             id: p.id,
             key_pair: kem::KeyPair::new(secret, public)?,
-            signature: p.signature,
+            signature: p.signature.clone(),
             timestamp: p.timestamp,
         })
     }

@@ -240,3 +240,51 @@ pub mod storage {
         pub sender_key_states: Vec<SenderKeyStateStructure>,
     }
 }
+
+/// The storage structs that carry secrets wipe them when dropped, so (de)serializing a record
+/// leaves no copy of a root, chain or message key or a private key in freed memory.
+mod scrub {
+    use zeroize::Zeroize;
+
+    use super::storage::*;
+
+    impl Drop for ChainKey {
+        fn drop(&mut self) {
+            self.key.zeroize();
+        }
+    }
+    impl Drop for MessageKey {
+        fn drop(&mut self) {
+            self.cipher_key.zeroize();
+            self.mac_key.zeroize();
+            self.iv.zeroize();
+            self.seed.zeroize();
+        }
+    }
+    impl Drop for Chain {
+        fn drop(&mut self) {
+            self.sender_ratchet_key_private.zeroize();
+        }
+    }
+    impl Drop for SessionStructure {
+        fn drop(&mut self) {
+            self.root_key.zeroize();
+            self.pq_ratchet_state.zeroize();
+        }
+    }
+    impl Drop for PreKeyRecordStructure {
+        fn drop(&mut self) {
+            self.private_key.zeroize();
+        }
+    }
+    impl Drop for SignedPreKeyRecordStructure {
+        fn drop(&mut self) {
+            self.private_key.zeroize();
+        }
+    }
+    impl Drop for IdentityKeyPairStructure {
+        fn drop(&mut self) {
+            self.private_key.zeroize();
+        }
+    }
+}

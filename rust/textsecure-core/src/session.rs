@@ -16,7 +16,9 @@ use crate::message::{
     SignalMessageParts,
 };
 use crate::prekey::PreKeyBundle;
-use crate::ratchet::{derive_initial_keys, ChainKey, MessageKeys, RootKey, MAX_FORWARD_JUMPS};
+use crate::ratchet::{
+    derive_initial_keys, ChainKey, MessageKeys, RootKey, Secret32, MAX_FORWARD_JUMPS,
+};
 use crate::state::{
     PendingPreKey, ReceiverChain, SenderChain, SessionRecord, SessionState, StoredMessageKey,
 };
@@ -210,12 +212,12 @@ enum ChainUpdate {
     },
 }
 
-/// Derives keys from `chain_key` up to `counter`, returning the skipped keys, the message's
-/// keys and the next chain key.
-fn advance_to(
-    chain_key: &ChainKey,
-    counter: u32,
-) -> Result<(Vec<(u32, StoredMessageKey)>, MessageKeys, ChainKey)> {
+/// Skipped keys, the message's key seed and the next chain key.
+type Advanced = (Vec<(u32, StoredMessageKey)>, Secret32, ChainKey);
+
+/// Steps `chain_key` up to `counter`, returning the skipped keys, the message's key seed and
+/// the next chain key.
+fn advance_to(chain_key: &ChainKey, counter: u32) -> Result<Advanced> {
     let jump = counter - chain_key.index();
     if jump > MAX_FORWARD_JUMPS {
         return Err(Error::MessageGapTooLarge {
@@ -231,8 +233,13 @@ fn advance_to(
         ck = next;
     }
     let (seed, next) = ck.step();
-    let keys = MessageKeys::derive(&seed, counter, None)?;
-    Ok((skipped, keys, next))
+    Ok((skipped, seed, next))
+}
+
+/// Where a message's keys come from: a fresh seed, or a key stored for a skipped message.
+enum KeySource<'a> {
+    Seed(Secret32),
+    Stored(&'a StoredMessageKey),
 }
 
 /// Computes the plaintext and the state change of decrypting `msg` with `state`, without
@@ -248,7 +255,7 @@ fn plan_decrypt(state: &SessionState, msg: &SignalMessage) -> Result<(Vec<u8>, C
         return Err(Error::InvalidMessage("counter out of range"));
     }
     let their = msg.ratchet_key();
-    let (keys, update) = match state.receiver_chain_index(their) {
+    let (source, update) = match state.receiver_chain_index(their) {
         Some(i) => {
             let chain = &state.receiver_chains[i];
             let index = chain.chain_key.index();
@@ -258,9 +265,8 @@ fn plan_decrypt(state: &SessionState, msg: &SignalMessage) -> Result<(Vec<u8>, C
                     .iter()
                     .position(|(c, _)| *c == counter)
                     .ok_or(Error::DuplicateMessage { index, counter })?;
-                let keys = chain.message_keys[pos].1.keys(counter)?;
                 (
-                    keys,
+                    KeySource::Stored(&chain.message_keys[pos].1),
                     ChainUpdate::Existing {
                         chain: i,
                         used_key: Some(pos),
@@ -269,9 +275,9 @@ fn plan_decrypt(state: &SessionState, msg: &SignalMessage) -> Result<(Vec<u8>, C
                     },
                 )
             } else {
-                let (skipped, keys, next) = advance_to(&chain.chain_key, counter)?;
+                let (skipped, seed, next) = advance_to(&chain.chain_key, counter)?;
                 (
-                    keys,
+                    KeySource::Seed(seed),
                     ChainUpdate::Existing {
                         chain: i,
                         used_key: None,
@@ -295,7 +301,7 @@ fn plan_decrypt(state: &SessionState, msg: &SignalMessage) -> Result<(Vec<u8>, C
             let (root1, recv_ck) = state
                 .root_key
                 .create_chain(their, &sender.ratchet.private_key)?;
-            let (skipped, keys, next) = advance_to(&recv_ck, counter)?;
+            let (skipped, seed, next) = advance_to(&recv_ck, counter)?;
             let ratchet = KeyPair::generate();
             let (root2, send_ck) = root1.create_chain(their, &ratchet.private_key)?;
             let mut receiver = ReceiverChain {
@@ -305,7 +311,7 @@ fn plan_decrypt(state: &SessionState, msg: &SignalMessage) -> Result<(Vec<u8>, C
             };
             receiver.add_skipped(skipped);
             (
-                keys,
+                KeySource::Seed(seed),
                 ChainUpdate::New {
                     root_key: root2,
                     receiver,
@@ -317,6 +323,10 @@ fn plan_decrypt(state: &SessionState, msg: &SignalMessage) -> Result<(Vec<u8>, C
                 },
             )
         }
+    };
+    let keys = match source {
+        KeySource::Seed(seed) => MessageKeys::derive(&seed, counter, None)?,
+        KeySource::Stored(stored) => stored.keys(counter)?,
     };
     if !msg.verify_mac(
         &state.remote_identity,
@@ -457,6 +467,10 @@ pub fn decrypt_prekey_message<S: ProtocolStore>(
     let (plaintext, update) = plan_decrypt(&state, msg.message())?;
     apply_update(&mut state, update);
 
+    // Without a one-time EC prekey nothing else stops a replay once the session is gone.
+    if msg.pre_key_id().is_none() {
+        store.record_base_key(msg.signed_pre_key_id(), msg.base_key())?;
+    }
     store.save_identity(remote, msg.identity_key())?;
     store.update_session(remote, |rec| rec.promote_state(state))?;
     if let Some(id) = msg.pre_key_id() {

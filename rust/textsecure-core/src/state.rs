@@ -2,6 +2,7 @@
 //! libsignal's `RecordStructure` storage format.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use prost::Message as _;
 
@@ -78,8 +79,8 @@ pub struct PendingPreKey {
     pub kyber: Option<(u32, Vec<u8>)>,
 }
 
-/// The state of one session.
-#[derive(Clone, Debug)]
+/// The state of one session. `Debug` shows only public values and counts.
+#[derive(Clone)]
 pub struct SessionState {
     /// Session version (3 = X3DH, 4 = PQXDH).
     pub version: u8,
@@ -105,6 +106,25 @@ pub struct SessionState {
     pub alice_base_key: Option<PublicKey>,
     /// Serialized SPQR state (empty: none).
     pub pq_ratchet_state: Vec<u8>,
+}
+
+impl fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionState")
+            .field("version", &self.version)
+            .field("local_identity", &self.local_identity)
+            .field("remote_identity", &self.remote_identity)
+            .field("root_key", &self.root_key)
+            .field("previous_counter", &self.previous_counter)
+            .field("sender_chain", &self.sender_chain)
+            .field("receiver_chains", &self.receiver_chains)
+            .field("pending_prekey", &self.pending_prekey.is_some())
+            .field(
+                "pq_ratchet_state",
+                &format_args!("<{} bytes redacted>", self.pq_ratchet_state.len()),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionState {
@@ -142,8 +162,10 @@ impl SessionState {
                     .map(|(index, k)| match k {
                         StoredMessageKey::Seed(s) => storage::MessageKey {
                             index: *index,
+                            cipher_key: vec![],
+                            mac_key: vec![],
+                            iv: vec![],
                             seed: s.expose().to_vec(),
-                            ..Default::default()
                         },
                         StoredMessageKey::Keys(k) => storage::MessageKey {
                             index: *index,
@@ -194,7 +216,7 @@ impl SessionState {
     }
 
     /// From libsignal's (or python-axolotl's) `SessionStructure`.
-    pub fn from_proto(p: storage::SessionStructure) -> Result<Self> {
+    pub fn from_proto(mut p: storage::SessionStructure) -> Result<Self> {
         let bad = Error::InvalidRecord;
         let version = match p.session_version {
             // python-axolotl leaves the version at 0 or 2 for very old sessions; we only speak 3+.
@@ -284,7 +306,7 @@ impl SessionState {
             } else {
                 Some(key(&p.alice_base_key, "bad alice base key")?)
             },
-            pq_ratchet_state: p.pq_ratchet_state,
+            pq_ratchet_state: std::mem::take(&mut p.pq_ratchet_state),
         })
     }
 }

@@ -1,10 +1,10 @@
 //! The store interface the session logic runs against, and an in-memory store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::curve::PublicKey;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::prekey::{IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord};
 use crate::state::SessionRecord;
 
@@ -78,6 +78,13 @@ pub trait ProtocolStore {
     fn load_kyber_prekey(&self, id: u32) -> Result<Option<KyberPreKeyRecord>>;
     /// Marks a Kyber prekey used: a one-time key is removed, a last-resort key is kept.
     fn mark_kyber_prekey_used(&mut self, id: u32) -> Result<()>;
+    /// Records that a session was set up from `base_key` with signed prekey `signed_prekey_id`
+    /// and no one-time EC prekey. Fails with [`Error::InvalidMessage`] if that pair was seen
+    /// before: a replayed PreKeySignalMessage must never set up a second session, even after
+    /// the first one was deleted. Records may be dropped when the signed prekey is removed.
+    ///
+    /// [`Error::InvalidMessage`]: crate::Error::InvalidMessage
+    fn record_base_key(&mut self, signed_prekey_id: u32, base_key: &PublicKey) -> Result<()>;
 }
 
 /// Every store in memory.
@@ -95,6 +102,8 @@ pub struct InMemoryStore {
     pub signed_prekeys: HashMap<u32, SignedPreKeyRecord>,
     /// Kyber prekeys, with their last-resort flag.
     pub kyber_prekeys: HashMap<u32, (KyberPreKeyRecord, bool)>,
+    /// Base keys of sessions set up without a one-time EC prekey, per signed prekey id.
+    pub used_base_keys: HashMap<u32, HashSet<PublicKey>>,
 }
 
 impl InMemoryStore {
@@ -108,6 +117,7 @@ impl InMemoryStore {
             prekeys: HashMap::new(),
             signed_prekeys: HashMap::new(),
             kyber_prekeys: HashMap::new(),
+            used_base_keys: HashMap::new(),
         }
     }
 
@@ -119,6 +129,12 @@ impl InMemoryStore {
     /// Our registration id.
     pub fn registration_id(&self) -> u32 {
         self.registration_id
+    }
+
+    /// Removes a signed prekey and the replay records that belong to it.
+    pub fn remove_signed_prekey(&mut self, id: u32) {
+        self.signed_prekeys.remove(&id);
+        self.used_base_keys.remove(&id);
     }
 
     /// Replaces the identity of `address` (explicit trust of a changed key).
@@ -180,5 +196,19 @@ impl ProtocolStore for InMemoryStore {
             self.kyber_prekeys.remove(&id);
         }
         Ok(())
+    }
+    fn record_base_key(&mut self, signed_prekey_id: u32, base_key: &PublicKey) -> Result<()> {
+        if self
+            .used_base_keys
+            .entry(signed_prekey_id)
+            .or_default()
+            .insert(*base_key)
+        {
+            Ok(())
+        } else {
+            Err(Error::InvalidMessage(
+                "PreKeySignalMessage replayed (base key already used)",
+            ))
+        }
     }
 }

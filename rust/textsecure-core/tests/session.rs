@@ -1,5 +1,7 @@
 //! Two in-memory parties talking through the core API.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
 use textsecure_core::message::CiphertextMessage;
 use textsecure_core::prekey::{
     IdentityKeyPair, KyberBundlePart, KyberPreKeyRecord, PreKeyBundle, PreKeyRecord,
@@ -24,7 +26,7 @@ fn bundle(store: &mut InMemoryStore, one_time: bool, kyber: bool) -> PreKeyBundl
         signed_prekey_id: spk.id,
         signed_prekey: spk.key_pair.public_key,
         signed_prekey_signature: spk.signature.clone(),
-        prekey: one_time.then(|| (otk.id, otk.key_pair.public_key)),
+        prekey: one_time.then_some((otk.id, otk.key_pair.public_key)),
         kyber: kyber.then(|| {
             let k = KyberPreKeyRecord::generate(21, &id, 1000).unwrap();
             let part = KyberBundlePart {
@@ -128,4 +130,29 @@ fn tamper_leaves_state_unchanged() {
         decrypt(&mut bob, &a, &CiphertextMessage::Whisper(msg)).unwrap(),
         b"hello there"
     );
+}
+
+#[test]
+fn debug_never_shows_secrets() {
+    let (mut alice, mut bob, a, b) = setup(true);
+    let m = encrypt(&mut alice, &b, b"x").unwrap();
+    decrypt(&mut bob, &a, &m).unwrap();
+    for store in [&alice, &bob] {
+        let text = format!("{store:?}");
+        let id_private = hex::encode(store.identity().private_key.serialize());
+        assert!(!text.contains(&id_private));
+        for rec in store.sessions.values() {
+            let s = rec.current.as_ref().unwrap();
+            let text = format!("{rec:?}");
+            let p = s.to_proto();
+            for secret in [
+                hex::encode(&p.root_key),
+                hex::encode(&p.sender_chain.as_ref().unwrap().sender_ratchet_key_private),
+            ] {
+                assert!(!text.contains(&secret), "secret in Debug output");
+            }
+            let bytes_dbg = format!("{:?}", p.root_key);
+            assert!(!text.contains(&bytes_dbg), "root key bytes in Debug output");
+        }
+    }
 }

@@ -1,7 +1,560 @@
 //! Bindings for `textsecure_core::attachments`.
+//!
+//! Every call that touches sizable data releases the GIL (`py.detach`) for the crypto, so two
+//! threads encrypting two files use two cores. Arguments are `bytes` (the Python layer converts
+//! other bytes-like objects); the core does all the work.
+
+use std::path::PathBuf;
 
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use textsecure_core::attachments::file::{self, FileError, Incremental};
+use textsecure_core::attachments::signal::{self, SignalEncryptResult};
+use textsecure_core::attachments::whatsapp::{self, MediaKeys, MediaType};
+use textsecure_core::attachments::{
+    chunk_size_for, padded_size, IncrementalMac, SignalDecryptor, SignalEncryptor,
+    WhatsAppDecryptor, WhatsAppEncryptor,
+};
 
-pub(crate) fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::errors::CoreResultExt;
+
+/// Below this many bytes the GIL is kept (releasing it costs more than the work).
+const DETACH_MIN: usize = 16 * 1024;
+
+fn file_py<T>(r: Result<T, FileError>) -> PyResult<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(FileError::Io(e)) => Err(e.into()),
+        Err(FileError::Crypto(e)) => Err::<T, _>(e).py(),
+    }
+}
+
+fn media_type(name: &str) -> PyResult<MediaType> {
+    MediaType::from_name(name).py()
+}
+
+fn bytes<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, b)
+}
+
+fn run<T: Send>(py: Python<'_>, size: usize, f: impl FnOnce() -> T + Send) -> T {
+    if size >= DETACH_MIN {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
+type SignalInfo<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, usize, u64, u64);
+
+fn signal_info<'py>(py: Python<'py>, r: &SignalEncryptResult) -> SignalInfo<'py> {
+    (
+        bytes(py, &r.digest),
+        bytes(py, &r.incremental_mac),
+        r.chunk_size,
+        r.plaintext_size,
+        r.blob_len,
+    )
+}
+
+/// Signal's padded size for a plaintext of `size` bytes.
+#[pyfunction]
+fn attachment_padded_size(size: u64) -> u64 {
+    padded_size(size)
+}
+
+/// Length of the blob for a plaintext of `size` bytes.
+#[pyfunction]
+fn attachment_blob_len(size: u64) -> u64 {
+    signal::blob_len(size)
+}
+
+/// The incremental-MAC chunk size Signal clients use for a plaintext of `size` bytes.
+#[pyfunction]
+fn attachment_chunk_size(size: u64) -> usize {
+    signal::default_chunk_size(size)
+}
+
+/// libsignal's chunk-size rule for `data_size` MACed bytes.
+#[pyfunction]
+fn incremental_chunk_size(data_size: u64) -> usize {
+    chunk_size_for(data_size)
+}
+
+/// The incremental MAC digest list of `data`.
+#[pyfunction]
+fn incremental_mac<'py>(
+    py: Python<'py>,
+    key: &[u8],
+    data: &[u8],
+    chunk_size: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let mut m = IncrementalMac::new(key, chunk_size).py()?;
+    let list = run(py, data.len(), || {
+        m.update(data);
+        m.finalize()
+    });
+    Ok(bytes(py, &list))
+}
+
+/// One-shot encryption: (blob, digest, incremental_mac, chunk_size, plaintext_size, blob_len).
+#[pyfunction]
+#[pyo3(signature = (data, key, iv, chunk_size=None))]
+fn attachment_encrypt<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    key: &[u8],
+    iv: &[u8],
+    chunk_size: Option<usize>,
+) -> PyResult<(Bound<'py, PyBytes>, SignalInfo<'py>)> {
+    let chunk = chunk_size.unwrap_or_else(|| signal::default_chunk_size(data.len() as u64));
+    let mut e = SignalEncryptor::new(key, iv, chunk).py()?;
+    let (blob, r) = run(py, data.len(), || {
+        let cap = usize::try_from(signal::blob_len(data.len() as u64)).unwrap_or(0);
+        let mut out = Vec::with_capacity(cap);
+        let u = e.update(data, &mut out);
+        u.map(|()| {
+            let r = e.finalize(&mut out);
+            (out, r)
+        })
+    })
+    .py()?;
+    Ok((bytes(py, &blob), signal_info(py, &r)))
+}
+
+/// One-shot decryption (MAC, digest when given, incremental MAC when given).
+#[pyfunction]
+#[pyo3(signature = (blob, key, digest, size, incremental_mac=None, chunk_size=None))]
+fn attachment_decrypt<'py>(
+    py: Python<'py>,
+    blob: &[u8],
+    key: &[u8],
+    digest: Option<&[u8]>,
+    size: u64,
+    incremental_mac: Option<&[u8]>,
+    chunk_size: Option<usize>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let inc = match (incremental_mac, chunk_size) {
+        (Some(m), Some(c)) => Some((m, c)),
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "incremental_mac needs chunk_size",
+            ))
+            .py()
+        }
+    };
+    let out = run(py, blob.len(), || {
+        signal::decrypt(key, blob, digest, size, inc)
+    })
+    .py()?;
+    Ok(bytes(py, &out))
+}
+
+/// Encrypts the file `src` into `dst`: (digest, incremental_mac, chunk_size, size, blob_len).
+#[pyfunction]
+#[pyo3(signature = (src, dst, key, iv, chunk_size=None))]
+fn attachment_encrypt_file<'py>(
+    py: Python<'py>,
+    src: PathBuf,
+    dst: PathBuf,
+    key: &[u8],
+    iv: &[u8],
+    chunk_size: Option<usize>,
+) -> PyResult<SignalInfo<'py>> {
+    let r = py.detach(|| file::signal_encrypt_file(&src, &dst, key, iv, chunk_size));
+    Ok(signal_info(py, &file_py(r)?))
+}
+
+/// Decrypts the file `src` into `dst`; `dst` appears only if every check passed.
+#[pyfunction]
+#[pyo3(signature = (src, dst, key, digest, size, incremental_mac=None, chunk_size=None))]
+#[allow(clippy::too_many_arguments)]
+fn attachment_decrypt_file(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    key: &[u8],
+    digest: Option<&[u8]>,
+    size: u64,
+    incremental_mac: Option<&[u8]>,
+    chunk_size: Option<usize>,
+) -> PyResult<()> {
+    let inc = match (incremental_mac, chunk_size) {
+        (Some(digests), Some(chunk_size)) => Some(Incremental {
+            digests,
+            chunk_size,
+        }),
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "incremental_mac needs chunk_size",
+            ))
+            .py()
+        }
+    };
+    file_py(py.detach(|| file::signal_decrypt_file(&src, &dst, key, digest, size, inc)))
+}
+
+/// Streaming Signal attachment encryption.
+#[pyclass(module = "textsecure._native")]
+struct AttachmentEncryptor {
+    inner: Option<SignalEncryptor>,
+}
+
+#[pymethods]
+impl AttachmentEncryptor {
+    #[new]
+    fn new(key: &[u8], iv: &[u8], chunk_size: usize) -> PyResult<Self> {
+        Ok(Self {
+            inner: Some(SignalEncryptor::new(key, iv, chunk_size).py()?),
+        })
+    }
+
+    /// Encrypts `data`; returns the blob bytes produced.
+    fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let Some(e) = self.inner.as_mut() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "encryptor already finalized",
+            ))
+            .py();
+        };
+        let out = run(py, data.len(), || {
+            let mut out = Vec::with_capacity(data.len() + 32);
+            e.update(data, &mut out).map(|()| out)
+        })
+        .py()?;
+        Ok(bytes(py, &out))
+    }
+
+    /// Ends the plaintext; returns up to about `max` bytes of padding ciphertext and whether
+    /// the padding is complete.
+    fn pad<'py>(&mut self, py: Python<'py>, max: usize) -> PyResult<(Bound<'py, PyBytes>, bool)> {
+        let Some(e) = self.inner.as_mut() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "encryptor already finalized",
+            ))
+            .py();
+        };
+        let (out, done) = run(py, max, || {
+            let mut out = Vec::new();
+            let done = e.pad(&mut out, max);
+            (out, done)
+        });
+        Ok((bytes(py, &out), done))
+    }
+
+    /// Finishes: (tail bytes, (digest, incremental_mac, chunk_size, size, blob_len)).
+    fn finalize<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyBytes>, SignalInfo<'py>)> {
+        let Some(e) = self.inner.take() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "encryptor already finalized",
+            ))
+            .py();
+        };
+        let (out, r) = py.detach(|| {
+            let mut out = Vec::new();
+            let r = e.finalize(&mut out);
+            (out, r)
+        });
+        Ok((bytes(py, &out), signal_info(py, &r)))
+    }
+}
+
+/// Streaming Signal attachment decryption.
+#[pyclass(module = "textsecure._native")]
+struct AttachmentDecryptor {
+    inner: Option<SignalDecryptor>,
+}
+
+#[pymethods]
+impl AttachmentDecryptor {
+    #[new]
+    #[pyo3(signature = (key, size, digest, incremental_mac=None, chunk_size=None, blob_len=None))]
+    fn new(
+        key: &[u8],
+        size: u64,
+        digest: Option<&[u8]>,
+        incremental_mac: Option<&[u8]>,
+        chunk_size: Option<usize>,
+        blob_len: Option<u64>,
+    ) -> PyResult<Self> {
+        let inner = match (incremental_mac, chunk_size) {
+            (Some(m), Some(c)) => SignalDecryptor::new(key, size, digest, m, c, blob_len),
+            (None, None) => SignalDecryptor::new_releasing_unverified(key, size, digest, blob_len),
+            _ => Err(textsecure_core::Error::InvalidArgument(
+                "incremental_mac and chunk_size go together",
+            )),
+        };
+        Ok(Self {
+            inner: Some(inner.py()?),
+        })
+    }
+
+    /// Feeds blob bytes; returns the plaintext released.
+    fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let Some(d) = self.inner.as_mut() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "decryptor already finalized",
+            ))
+            .py();
+        };
+        let r = run(py, data.len(), || {
+            let mut out = Vec::with_capacity(data.len());
+            d.update(data, &mut out).map(|()| out)
+        });
+        if r.is_err() {
+            self.inner = None;
+        }
+        Ok(bytes(py, &r.py()?))
+    }
+
+    /// Checks everything; returns the last plaintext bytes.
+    fn finalize<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let Some(d) = self.inner.take() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "decryptor already finalized",
+            ))
+            .py();
+        };
+        let out = py
+            .detach(|| {
+                let mut out = Vec::new();
+                d.finalize(&mut out).map(|()| out)
+            })
+            .py()?;
+        Ok(bytes(py, &out))
+    }
+}
+
+/// Baileys' media type names.
+#[pyfunction]
+fn whatsapp_media_types() -> Vec<&'static str> {
+    MediaType::names().collect()
+}
+
+/// The HKDF info of a media type.
+#[pyfunction]
+fn whatsapp_hkdf_info(media_type: &str) -> PyResult<&'static str> {
+    Ok(self::media_type(media_type)?.hkdf_info())
+}
+
+type Four<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
+
+/// The 112-byte expansion, split: (iv, cipher_key, mac_key, ref_key).
+#[pyfunction]
+fn whatsapp_media_keys<'py>(
+    py: Python<'py>,
+    media_key: &[u8],
+    media_type: &str,
+) -> PyResult<Four<'py>> {
+    let k = MediaKeys::derive(media_key, self::media_type(media_type)?).py()?;
+    Ok((
+        bytes(py, &k.iv),
+        bytes(py, &*k.cipher_key),
+        bytes(py, &*k.mac_key),
+        bytes(py, &*k.ref_key),
+    ))
+}
+
+type WaInfo<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, u64);
+
+fn wa_info<'py>(py: Python<'py>, r: &whatsapp::WhatsAppEncryptResult) -> WaInfo<'py> {
+    (
+        bytes(py, &r.file_sha256),
+        bytes(py, &r.file_enc_sha256),
+        r.file_length,
+    )
+}
+
+/// One-shot: (file, (file_sha256, file_enc_sha256, file_length)).
+#[pyfunction]
+fn whatsapp_encrypt<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    media_type: &str,
+    media_key: &[u8],
+) -> PyResult<(Bound<'py, PyBytes>, WaInfo<'py>)> {
+    let t = self::media_type(media_type)?;
+    let (blob, r) = run(py, data.len(), || whatsapp::encrypt(media_key, t, data)).py()?;
+    Ok((bytes(py, &blob), wa_info(py, &r)))
+}
+
+/// One-shot: checks the MAC, and the hashes when given.
+#[pyfunction]
+#[pyo3(signature = (blob, media_type, media_key, file_sha256=None, file_enc_sha256=None))]
+fn whatsapp_decrypt<'py>(
+    py: Python<'py>,
+    blob: &[u8],
+    media_type: &str,
+    media_key: &[u8],
+    file_sha256: Option<&[u8]>,
+    file_enc_sha256: Option<&[u8]>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let t = self::media_type(media_type)?;
+    let out = run(py, blob.len(), || {
+        whatsapp::decrypt(media_key, t, blob, file_sha256, file_enc_sha256)
+    })
+    .py()?;
+    Ok(bytes(py, &out))
+}
+
+/// Encrypts the file `src` into `dst`: (file_sha256, file_enc_sha256, file_length).
+#[pyfunction]
+fn whatsapp_encrypt_file<'py>(
+    py: Python<'py>,
+    src: PathBuf,
+    dst: PathBuf,
+    media_type: &str,
+    media_key: &[u8],
+) -> PyResult<WaInfo<'py>> {
+    let t = self::media_type(media_type)?;
+    let r = py.detach(|| file::whatsapp_encrypt_file(&src, &dst, media_key, t));
+    Ok(wa_info(py, &file_py(r)?))
+}
+
+/// Decrypts the file `src` into `dst` atomically; returns the plaintext length.
+#[pyfunction]
+#[pyo3(signature = (src, dst, media_type, media_key, file_sha256=None, file_enc_sha256=None))]
+fn whatsapp_decrypt_file(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    media_type: &str,
+    media_key: &[u8],
+    file_sha256: Option<&[u8]>,
+    file_enc_sha256: Option<&[u8]>,
+) -> PyResult<u64> {
+    let t = self::media_type(media_type)?;
+    file_py(py.detach(|| {
+        file::whatsapp_decrypt_file(&src, &dst, media_key, t, file_sha256, file_enc_sha256)
+    }))
+}
+
+/// Streaming WhatsApp media encryption.
+#[pyclass(module = "textsecure._native")]
+struct WhatsAppMediaEncryptor {
+    inner: Option<WhatsAppEncryptor>,
+}
+
+#[pymethods]
+impl WhatsAppMediaEncryptor {
+    #[new]
+    fn new(media_key: &[u8], media_type: &str) -> PyResult<Self> {
+        let t = self::media_type(media_type)?;
+        Ok(Self {
+            inner: Some(WhatsAppEncryptor::new(media_key, t).py()?),
+        })
+    }
+
+    fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let Some(e) = self.inner.as_mut() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "encryptor already finalized",
+            ))
+            .py();
+        };
+        let out = run(py, data.len(), || {
+            let mut out = Vec::with_capacity(data.len() + 16);
+            e.update(data, &mut out);
+            out
+        });
+        Ok(bytes(py, &out))
+    }
+
+    fn finalize<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, WaInfo<'py>)> {
+        let Some(e) = self.inner.take() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "encryptor already finalized",
+            ))
+            .py();
+        };
+        let mut out = Vec::new();
+        let r = e.finalize(&mut out);
+        Ok((bytes(py, &out), wa_info(py, &r)))
+    }
+}
+
+/// Streaming WhatsApp media decryption (output is authenticated only by `finalize`).
+#[pyclass(module = "textsecure._native")]
+struct WhatsAppMediaDecryptor {
+    inner: Option<WhatsAppDecryptor>,
+}
+
+#[pymethods]
+impl WhatsAppMediaDecryptor {
+    #[new]
+    #[pyo3(signature = (media_key, media_type, file_sha256=None, file_enc_sha256=None, enc_len=None))]
+    fn new(
+        media_key: &[u8],
+        media_type: &str,
+        file_sha256: Option<&[u8]>,
+        file_enc_sha256: Option<&[u8]>,
+        enc_len: Option<u64>,
+    ) -> PyResult<Self> {
+        let t = self::media_type(media_type)?;
+        let d = WhatsAppDecryptor::new(media_key, t, file_sha256, file_enc_sha256, enc_len).py()?;
+        Ok(Self { inner: Some(d) })
+    }
+
+    fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let Some(d) = self.inner.as_mut() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "decryptor already finalized",
+            ))
+            .py();
+        };
+        let r = run(py, data.len(), || {
+            let mut out = Vec::with_capacity(data.len());
+            d.update(data, &mut out).map(|()| out)
+        });
+        if r.is_err() {
+            self.inner = None;
+        }
+        Ok(bytes(py, &r.py()?))
+    }
+
+    fn finalize<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, u64)> {
+        let Some(d) = self.inner.take() else {
+            return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
+                "decryptor already finalized",
+            ))
+            .py();
+        };
+        let mut out = Vec::new();
+        let n = d.finalize(&mut out).py()?;
+        Ok((bytes(py, &out), n))
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(attachment_padded_size, m)?)?;
+    m.add_function(wrap_pyfunction!(attachment_blob_len, m)?)?;
+    m.add_function(wrap_pyfunction!(attachment_chunk_size, m)?)?;
+    m.add_function(wrap_pyfunction!(incremental_chunk_size, m)?)?;
+    m.add_function(wrap_pyfunction!(incremental_mac, m)?)?;
+    m.add_function(wrap_pyfunction!(attachment_encrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(attachment_decrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(attachment_encrypt_file, m)?)?;
+    m.add_function(wrap_pyfunction!(attachment_decrypt_file, m)?)?;
+    m.add_class::<AttachmentEncryptor>()?;
+    m.add_class::<AttachmentDecryptor>()?;
+    m.add_function(wrap_pyfunction!(whatsapp_media_types, m)?)?;
+    m.add_function(wrap_pyfunction!(whatsapp_hkdf_info, m)?)?;
+    m.add_function(wrap_pyfunction!(whatsapp_media_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(whatsapp_encrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(whatsapp_decrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(whatsapp_encrypt_file, m)?)?;
+    m.add_function(wrap_pyfunction!(whatsapp_decrypt_file, m)?)?;
+    m.add_class::<WhatsAppMediaEncryptor>()?;
+    m.add_class::<WhatsAppMediaDecryptor>()?;
     Ok(())
 }

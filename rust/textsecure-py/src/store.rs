@@ -113,8 +113,9 @@ impl MemoryStore {
             .get(&id)
             .map(|r| SignedPreKeyRecord { inner: r.clone() })
     }
+    /// Removes a signed prekey (and the replay records of sessions set up with it).
     fn remove_signed_prekey(&mut self, id: u32) {
-        self.inner.signed_prekeys.remove(&id);
+        self.inner.remove_signed_prekey(id);
     }
 
     /// Stores a Kyber prekey; a `last_resort` one is kept after use and may serve many

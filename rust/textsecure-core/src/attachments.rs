@@ -1,1 +1,0 @@
-//! Signal attachments and WhatsApp media encryption (streaming).
