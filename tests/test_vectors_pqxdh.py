@@ -62,6 +62,7 @@ def test_pqxdh_first_message_uses_up_a_one_time_kyber_prekey(last_resort: bool) 
     addr = alice_address(doc)
     step = doc["steps"][0]
     msg = ts.parse_message(3, b64(step["body"]))
+    assert isinstance(msg, ts.PreKeySignalMessage)
     check_header(msg, step)
     assert msg.kyber_prekey_id == bob["kyber_prekey_id"]
     cipher = ts.SessionCipher(store, addr, pq_ratchet=ts.PqRatchet.PREFERRED)

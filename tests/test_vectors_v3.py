@@ -453,7 +453,9 @@ def test_libsignal072_version_byte_low_nibble_accepted() -> None:
     assert {body[0] for body in received} == {0x34}
     for s in doc["steps"]:
         if s["op"] == "receive" and s["type"] == 3:
-            inner = ts.parse_message(3, b64(s["body"])).message
+            outer = ts.parse_message(3, b64(s["body"]))
+            assert isinstance(outer, ts.PreKeySignalMessage)
+            inner = outer.message
             assert bytes(inner)[0] == 0x34 and inner.version == 3
 
 

@@ -7,7 +7,7 @@ use textsecure_core::message;
 
 use crate::convert::opt;
 use crate::convert::{message_type, BytesLike};
-use crate::errors::CoreResultExt;
+use crate::errors::{to_py, CoreResultExt};
 use crate::keys::{new_identity_key, IdentityKey, PublicKey};
 
 #[pyclass(module = "textsecure._native", name = "SignalMessage", frozen)]
@@ -133,15 +133,24 @@ impl PreKeySignalMessage {
 #[pyo3(name = "parse_message")]
 pub(crate) fn parse_message(
     py: Python<'_>,
-    r#type: i64,
+    r#type: &Bound<'_, PyAny>,
     body: BytesLike<'_>,
 ) -> PyResult<Py<PyAny>> {
-    match r#type {
+    let t: i64 = r#type.extract().map_err(|e: PyErr| {
+        if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) {
+            to_py(textsecure_core::Error::InvalidMessage(
+                "unknown message type",
+            ))
+        } else {
+            e
+        }
+    })?;
+    match t {
         2 => Ok(Py::new(py, SignalMessage::from_bytes(body)?)?.into_any()),
         3 => Ok(Py::new(py, PreKeySignalMessage::from_bytes(body)?)?.into_any()),
-        _ => Err(crate::errors::to_py(
-            textsecure_core::Error::InvalidMessage("unknown message type"),
-        )),
+        _ => Err(to_py(textsecure_core::Error::InvalidMessage(
+            "unknown message type",
+        ))),
     }
 }
 
