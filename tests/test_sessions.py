@@ -365,3 +365,39 @@ def test_replayed_prekey_message_never_sets_up_a_second_session(kyber: bool) -> 
     again = alice.cipher(bob)
     again.process_bundle(bundle)
     assert bob.cipher(alice).decrypt(again.encrypt(b"new base key")) == b"new base key"
+
+
+ALICE_ACI = "9d0652a3-dcc3-4d11-975f-74d61598733f"
+BOB_ACI = "796abedb-ca4e-4f18-8803-1fde5b921f9f"
+
+
+def test_addresses_field_between_service_ids() -> None:
+    alice_store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 1)
+    bob_store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 2)
+    alice, bob = ts.Address(ALICE_ACI, 1), ts.Address(BOB_ACI, 2)
+    to_bob = ts.SessionCipher(alice_store, bob, local_address=alice)
+    to_bob.process_bundle(bob_store.new_bundle(2, prekey_id=1, signed_prekey_id=1))
+    message = to_bob.encrypt(b"hi")
+    assert isinstance(message, ts.PreKeySignalMessage)
+    field = message.message.addresses
+    assert field is not None and len(field) == 36
+    assert field[0] == 0 and field[1:17].hex() == ALICE_ACI.replace("-", "") and field[17] == 1
+    assert field[18] == 0 and field[19:35].hex() == BOB_ACI.replace("-", "") and field[35] == 2
+    # The wrong recipient device (a re-routed message) fails like a bad MAC, nothing stored.
+    misrouted = ts.SessionCipher(bob_store, alice, local_address=ts.Address(BOB_ACI, 3))
+    with pytest.raises(errors.InvalidMessage):
+        misrouted.decrypt(message)
+    assert bob_store.session(alice) is None and bob_store.load_prekey(1) is not None
+    # Presented as coming from another sender: rejected too.
+    with pytest.raises(errors.InvalidMessage):
+        ts.SessionCipher(bob_store, ts.Address(ALICE_ACI, 7), local_address=bob).decrypt(message)
+    assert bob_store.session(ts.Address(ALICE_ACI, 7)) is None
+    to_alice = ts.SessionCipher(bob_store, alice, local_address=bob)
+    assert to_alice.decrypt(message) == b"hi"
+    # Only PreKey messages carry the field; names that are not ServiceIds never do.
+    reply = to_alice.encrypt(b"hello")
+    assert isinstance(reply, ts.SignalMessage) and reply.addresses is None
+    assert to_bob.decrypt(reply) == b"hello"
+    plain = _connect(kyber=True)[0].cipher(Party("bob", 1)).encrypt(b"x")
+    assert isinstance(plain, ts.PreKeySignalMessage) and plain.message.addresses is None
+    assert ts.SessionCipher(bob_store, alice, local_address=bob).local_address == bob

@@ -19,6 +19,25 @@ pub const SENDERKEY_TYPE: u8 = 7;
 /// Serialized Kyber ciphertext length (type byte + 1568).
 pub const KYBER_CIPHERTEXT_LENGTH: usize = 1569;
 
+/// SignalMessage field 6 (libsignal ≥ 0.91): sender ServiceId (17) ‖ sender device (1) ‖
+/// recipient ServiceId (17) ‖ recipient device (1). `None` unless both names are ServiceIds
+/// and both device ids fit in a byte.
+pub fn addresses_field(
+    sender: &crate::store::Address,
+    recipient: &crate::store::Address,
+) -> Option<Vec<u8>> {
+    let s = sender.service_id_binary()?;
+    let r = recipient.service_id_binary()?;
+    let sd = u8::try_from(sender.device_id).ok()?;
+    let rd = u8::try_from(recipient.device_id).ok()?;
+    let mut out = Vec::with_capacity(36);
+    out.extend_from_slice(&s);
+    out.push(sd);
+    out.extend_from_slice(&r);
+    out.push(rd);
+    Some(out)
+}
+
 /// The version byte written for a session version: 0x33 for v3 (what libsignal-node and
 /// python-axolotl require), 0x44 for v4.
 pub fn version_byte_for(session_version: u8) -> u8 {

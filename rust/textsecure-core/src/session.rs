@@ -12,8 +12,8 @@ use crate::crypto;
 use crate::curve::{KeyPair, PublicKey};
 use crate::error::{Error, Result};
 use crate::message::{
-    version_byte_for, CiphertextMessage, PreKeyParts, PreKeySignalMessage, SignalMessage,
-    SignalMessageParts,
+    addresses_field, version_byte_for, CiphertextMessage, PreKeyParts, PreKeySignalMessage,
+    SignalMessage, SignalMessageParts,
 };
 use crate::prekey::PreKeyBundle;
 use crate::ratchet::{
@@ -23,6 +23,47 @@ use crate::state::{
     PendingPreKey, ReceiverChain, SenderChain, SessionRecord, SessionState, StoredMessageKey,
 };
 use crate::store::{Address, ProtocolStore};
+
+/// Whether new version-4 sessions require the SPQR triple ratchet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PqRatchetPolicy {
+    /// New v4 sessions require SPQR v1 (libsignal 0.92 and later).
+    #[default]
+    Required,
+    /// Offer SPQR but accept a peer without it (libsignal 0.83 to 0.91).
+    Preferred,
+}
+
+/// Per-call options of the session functions.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOptions {
+    /// Our own address. With it, PreKey messages between two ServiceId addresses carry
+    /// SignalMessage field 6 (both addresses, MACed), and a received field 6 is checked in
+    /// full; without it only the sender half of a received field 6 is checked.
+    pub local_address: Option<Address>,
+    /// SPQR policy for new version-4 sessions.
+    pub pq_ratchet: PqRatchetPolicy,
+}
+
+/// Checks a received SignalMessage field 6 against the addresses we expect.
+fn addresses_match(field: &[u8], remote: &Address, local: Option<&Address>) -> bool {
+    if field.len() != 36 {
+        return false;
+    }
+    let (sender, recipient) = field.split_at(18);
+    let Some(remote_id) = remote.service_id_binary() else {
+        return false;
+    };
+    let sender_ok = sender[..17] == remote_id && u32::from(sender[17]) == remote.device_id;
+    let recipient_ok = match local {
+        None => true,
+        Some(l) => match l.service_id_binary() {
+            Some(id) => recipient[..17] == id && u32::from(recipient[17]) == l.device_id,
+            None => false,
+        },
+    };
+    sender_ok && recipient_ok
+}
 
 /// An unacknowledged session older than this (seconds) can no longer send.
 pub const MAX_UNACKNOWLEDGED_SESSION_AGE_SECS: u64 = 30 * 24 * 60 * 60;
@@ -47,6 +88,16 @@ pub fn process_prekey_bundle<S: ProtocolStore>(
     store: &mut S,
     remote: &Address,
     bundle: &PreKeyBundle,
+) -> Result<()> {
+    process_prekey_bundle_with(store, remote, bundle, &SessionOptions::default())
+}
+
+/// [`process_prekey_bundle`] with options.
+pub fn process_prekey_bundle_with<S: ProtocolStore>(
+    store: &mut S,
+    remote: &Address,
+    bundle: &PreKeyBundle,
+    _options: &SessionOptions,
 ) -> Result<()> {
     bundle.verify_signatures()?;
     if !store.is_trusted_identity(remote, &bundle.identity_key)? {
@@ -116,11 +167,25 @@ pub fn encrypt<S: ProtocolStore>(
     remote: &Address,
     plaintext: &[u8],
 ) -> Result<CiphertextMessage> {
+    encrypt_with(store, remote, plaintext, &SessionOptions::default())
+}
+
+/// [`encrypt`] with options.
+pub fn encrypt_with<S: ProtocolStore>(
+    store: &mut S,
+    remote: &Address,
+    plaintext: &[u8],
+    options: &SessionOptions,
+) -> Result<CiphertextMessage> {
     let (message, next_chain_key, remote_identity) = store.read_session(remote, |rec| {
         let state = rec
             .and_then(|r| r.current.as_ref())
             .ok_or(Error::NoSession("no session with this address"))?;
-        encrypt_with_state(state, plaintext)
+        let addresses = match (&state.pending_prekey, &options.local_address) {
+            (Some(_), Some(local)) => addresses_field(local, remote),
+            _ => None,
+        };
+        encrypt_with_state(state, plaintext, addresses)
     })?;
     if !store.is_trusted_identity(remote, &remote_identity)? {
         return Err(untrusted(&remote_identity));
@@ -136,6 +201,7 @@ pub fn encrypt<S: ProtocolStore>(
 fn encrypt_with_state(
     state: &SessionState,
     plaintext: &[u8],
+    addresses: Option<Vec<u8>>,
 ) -> Result<(CiphertextMessage, ChainKey, PublicKey)> {
     let chain = state
         .sender_chain
@@ -162,7 +228,7 @@ fn encrypt_with_state(
             previous_counter: state.previous_counter,
             ciphertext,
             pq_ratchet: Vec::new(),
-            addresses: None,
+            addresses,
         },
         keys.mac_key(),
         &state.local_identity,
@@ -191,6 +257,12 @@ fn encrypt_with_state(
         }
     };
     Ok((message, next, state.remote_identity))
+}
+
+/// The two ends of a message being decrypted (for the field-6 check).
+struct Who<'a> {
+    remote: &'a Address,
+    local: Option<&'a Address>,
 }
 
 /// What a successful decryption changes in its session.
@@ -244,7 +316,11 @@ enum KeySource<'a> {
 
 /// Computes the plaintext and the state change of decrypting `msg` with `state`, without
 /// changing anything.
-fn plan_decrypt(state: &SessionState, msg: &SignalMessage) -> Result<(Vec<u8>, ChainUpdate)> {
+fn plan_decrypt(
+    state: &SessionState,
+    msg: &SignalMessage,
+    who: &Who<'_>,
+) -> Result<(Vec<u8>, ChainUpdate)> {
     if msg.message_version() != state.version {
         return Err(Error::InvalidMessage(
             "message version does not match the session",
@@ -335,6 +411,12 @@ fn plan_decrypt(state: &SessionState, msg: &SignalMessage) -> Result<(Vec<u8>, C
     ) {
         return Err(Error::InvalidMessage("decryption failed"));
     }
+    // Field 6 is inside the MACed protobuf; a mismatch fails like a bad MAC.
+    if let Some(field) = msg.addresses() {
+        if !addresses_match(field, who.remote, who.local) {
+            return Err(Error::InvalidMessage("decryption failed"));
+        }
+    }
     let plaintext = crypto::aes256_cbc_decrypt(keys.cipher_key(), keys.iv(), msg.ciphertext())
         .map_err(|_| Error::InvalidMessage("decryption failed"))?;
     Ok((plaintext, update))
@@ -381,6 +463,20 @@ pub fn decrypt_signal_message<S: ProtocolStore>(
     remote: &Address,
     msg: &SignalMessage,
 ) -> Result<Vec<u8>> {
+    decrypt_signal_message_with(store, remote, msg, &SessionOptions::default())
+}
+
+/// [`decrypt_signal_message`] with options.
+pub fn decrypt_signal_message_with<S: ProtocolStore>(
+    store: &mut S,
+    remote: &Address,
+    msg: &SignalMessage,
+    options: &SessionOptions,
+) -> Result<Vec<u8>> {
+    let who = Who {
+        remote,
+        local: options.local_address.as_ref(),
+    };
     let (plaintext, which, update, remote_identity) = store.read_session(remote, |rec| {
         let rec = rec.ok_or(Error::NoSession("no session with this address"))?;
         if rec.current.is_none() && rec.previous.is_empty() {
@@ -388,7 +484,7 @@ pub fn decrypt_signal_message<S: ProtocolStore>(
         }
         let mut gap = None;
         for (i, state) in rec.sessions().enumerate() {
-            match plan_decrypt(state, msg) {
+            match plan_decrypt(state, msg, &who) {
                 Ok((pt, upd)) => return Ok((pt, i, upd, state.remote_identity)),
                 Err(e @ Error::DuplicateMessage { .. }) => return Err(e),
                 Err(e @ Error::MessageGapTooLarge { .. }) => gap = gap.or(Some(e)),
@@ -437,6 +533,20 @@ pub fn decrypt_prekey_message<S: ProtocolStore>(
     remote: &Address,
     msg: &PreKeySignalMessage,
 ) -> Result<Vec<u8>> {
+    decrypt_prekey_message_with(store, remote, msg, &SessionOptions::default())
+}
+
+/// [`decrypt_prekey_message`] with options.
+pub fn decrypt_prekey_message_with<S: ProtocolStore>(
+    store: &mut S,
+    remote: &Address,
+    msg: &PreKeySignalMessage,
+    options: &SessionOptions,
+) -> Result<Vec<u8>> {
+    let who = Who {
+        remote,
+        local: options.local_address.as_ref(),
+    };
     let version = msg.message_version();
     if !store.is_trusted_identity(remote, msg.identity_key())? {
         return Err(untrusted(msg.identity_key()));
@@ -455,7 +565,7 @@ pub fn decrypt_prekey_message<S: ProtocolStore>(
                 "identity differs from the matching session",
             ));
         }
-        let (pt, upd) = plan_decrypt(state, msg.message())?;
+        let (pt, upd) = plan_decrypt(state, msg.message(), &who)?;
         Ok(Some((pt, i, upd, rec.current.is_some())))
     })?;
     if let Some((plaintext, which, update, has_current)) = existing {
@@ -464,7 +574,7 @@ pub fn decrypt_prekey_message<S: ProtocolStore>(
     }
 
     let mut state = responder_state(store, msg)?;
-    let (plaintext, update) = plan_decrypt(&state, msg.message())?;
+    let (plaintext, update) = plan_decrypt(&state, msg.message(), &who)?;
     apply_update(&mut state, update);
 
     // Without a one-time EC prekey nothing else stops a replay once the session is gone.
@@ -557,8 +667,18 @@ pub fn decrypt<S: ProtocolStore>(
     remote: &Address,
     msg: &CiphertextMessage,
 ) -> Result<Vec<u8>> {
+    decrypt_with(store, remote, msg, &SessionOptions::default())
+}
+
+/// [`decrypt`] with options.
+pub fn decrypt_with<S: ProtocolStore>(
+    store: &mut S,
+    remote: &Address,
+    msg: &CiphertextMessage,
+    options: &SessionOptions,
+) -> Result<Vec<u8>> {
     match msg {
-        CiphertextMessage::Whisper(m) => decrypt_signal_message(store, remote, m),
-        CiphertextMessage::PreKey(m) => decrypt_prekey_message(store, remote, m),
+        CiphertextMessage::Whisper(m) => decrypt_signal_message_with(store, remote, m, options),
+        CiphertextMessage::PreKey(m) => decrypt_prekey_message_with(store, remote, m, options),
     }
 }

@@ -27,6 +27,43 @@ impl Address {
     }
 }
 
+impl Address {
+    /// The fixed-width binary ServiceId of the name (17 bytes: kind 0x00 ACI or 0x01 PNI, then
+    /// the 16 UUID bytes), if the name is a ServiceId string: a hyphenated UUID (an ACI) or
+    /// `PNI:` followed by one.
+    pub fn service_id_binary(&self) -> Option<[u8; 17]> {
+        let (kind, uuid) = match self.name.strip_prefix("PNI:") {
+            Some(rest) => (1u8, rest),
+            None => (0u8, self.name.as_str()),
+        };
+        let b = uuid.as_bytes();
+        if b.len() != 36 {
+            return None;
+        }
+        let mut out = [0u8; 17];
+        out[0] = kind;
+        let mut n = 0usize;
+        let mut hi: Option<u8> = None;
+        for (i, &c) in b.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if c != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            let v = (c as char).to_digit(16)? as u8;
+            match hi.take() {
+                None => hi = Some(v),
+                Some(h) => {
+                    n += 1;
+                    *out.get_mut(n)? = (h << 4) | v;
+                }
+            }
+        }
+        (n == 16).then_some(out)
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.name, self.device_id)

@@ -16,18 +16,43 @@ pub(crate) struct SessionCipher {
     store: Py<MemoryStore>,
     remote: Py<Address>,
     pq_ratchet: Py<PyAny>,
+    local: Option<Py<Address>>,
+    options: session::SessionOptions,
+}
+
+/// `PqRatchet.REQUIRED` / `PqRatchet.PREFERRED` (by value, so any enum with those values works).
+fn pq_policy(obj: Option<&Bound<'_, PyAny>>) -> PyResult<session::PqRatchetPolicy> {
+    let Some(obj) = obj else {
+        return Ok(session::PqRatchetPolicy::Required);
+    };
+    let value: String = obj
+        .getattr("value")
+        .and_then(|v| v.extract())
+        .map_err(|_| PyTypeError::new_err("pq_ratchet must be a textsecure.PqRatchet"))?;
+    match value.as_str() {
+        "required" => Ok(session::PqRatchetPolicy::Required),
+        "preferred" => Ok(session::PqRatchetPolicy::Preferred),
+        _ => Err(PyTypeError::new_err(
+            "pq_ratchet must be a textsecure.PqRatchet",
+        )),
+    }
 }
 
 #[pymethods]
 impl SessionCipher {
     #[new]
-    #[pyo3(signature = (store, remote, *, pq_ratchet = None))]
+    #[pyo3(signature = (store, remote, *, pq_ratchet = None, local_address = None))]
     fn new(
         py: Python<'_>,
         store: &Bound<'_, PyAny>,
         remote: Bound<'_, Address>,
-        pq_ratchet: Option<Py<PyAny>>,
+        pq_ratchet: Option<Bound<'_, PyAny>>,
+        local_address: Option<Bound<'_, Address>>,
     ) -> PyResult<Self> {
+        let options = session::SessionOptions {
+            local_address: local_address.as_ref().map(|a| a.get().inner.clone()),
+            pq_ratchet: pq_policy(pq_ratchet.as_ref())?,
+        };
         let store = store
             .cast::<MemoryStore>()
             .map_err(|_| PyTypeError::new_err("store must be a textsecure MemoryStore"))?
@@ -36,7 +61,9 @@ impl SessionCipher {
         Ok(Self {
             store,
             remote: remote.unbind(),
-            pq_ratchet: pq_ratchet.unwrap_or_else(|| py.None()),
+            pq_ratchet: pq_ratchet.map_or_else(|| py.None(), Bound::unbind),
+            local: local_address.map(Bound::unbind),
+            options,
         })
     }
 
@@ -50,12 +77,22 @@ impl SessionCipher {
         self.pq_ratchet.clone_ref(py)
     }
 
+    #[getter]
+    fn local_address(&self, py: Python<'_>) -> Option<Py<Address>> {
+        self.local.as_ref().map(|a| a.clone_ref(py))
+    }
+
     /// Starts a session from the peer's bundle (X3DH or PQXDH); verifies its signatures.
     fn process_bundle(&self, py: Python<'_>, bundle: &Bound<'_, PreKeyBundle>) -> PyResult<()> {
         let mut store = self.store.borrow_mut(py);
         let remote = self.remote.get();
-        session::process_prekey_bundle(&mut store.inner, &remote.inner, &bundle.get().inner)
-            .map_err(|e| to_py_for(py, e, remote))
+        session::process_prekey_bundle_with(
+            &mut store.inner,
+            &remote.inner,
+            &bundle.get().inner,
+            &self.options,
+        )
+        .map_err(|e| to_py_for(py, e, remote))
     }
 
     /// Encrypts: a PreKeySignalMessage until the peer has replied, then SignalMessages.
@@ -67,7 +104,7 @@ impl SessionCipher {
         let msg = {
             let mut store = self.store.borrow_mut(py);
             let remote = self.remote.get();
-            session::encrypt(&mut store.inner, &remote.inner, &plaintext)
+            session::encrypt_with(&mut store.inner, &remote.inner, &plaintext, &self.options)
                 .map_err(|e| to_py_for(py, e, remote))?
         };
         Ok(match msg {
@@ -87,9 +124,19 @@ impl SessionCipher {
         let mut store = self.store.borrow_mut(py);
         let remote = self.remote.get();
         let r = if let Ok(m) = message.cast::<SignalMessage>() {
-            session::decrypt_signal_message(&mut store.inner, &remote.inner, &m.get().inner)
+            session::decrypt_signal_message_with(
+                &mut store.inner,
+                &remote.inner,
+                &m.get().inner,
+                &self.options,
+            )
         } else if let Ok(m) = message.cast::<PreKeySignalMessage>() {
-            session::decrypt_prekey_message(&mut store.inner, &remote.inner, &m.get().inner)
+            session::decrypt_prekey_message_with(
+                &mut store.inner,
+                &remote.inner,
+                &m.get().inner,
+                &self.options,
+            )
         } else {
             return Err(PyTypeError::new_err(
                 "message must be a SignalMessage or PreKeySignalMessage",

@@ -49,6 +49,16 @@ impl SignalMessage {
             inner: *self.inner.ratchet_key(),
         }
     }
+    /// Field 6 (both ServiceIds and device ids), if present.
+    #[getter]
+    fn addresses<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner.addresses().map(|a| PyBytes::new(py, a))
+    }
+    /// The SPQR message (field 5); empty if none.
+    #[getter]
+    fn pq_ratchet<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.pq_ratchet())
+    }
     fn __repr__(&self) -> String {
         format!(
             "<SignalMessage version={} counter={} size={}>",
