@@ -1,4 +1,5 @@
 //! SPQR against the libsignal 0.103 trace (`shared/vectors/spqr_libsignal_trace.json`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 #[path = "spqr_common.rs"]
 mod common;

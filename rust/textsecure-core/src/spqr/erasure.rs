@@ -277,7 +277,7 @@ impl Decoder {
     }
 
     /// Expected value length.
-    pub fn len(&self) -> usize {
+    pub fn value_len(&self) -> usize {
         self.len
     }
 

@@ -174,6 +174,16 @@ impl State {
         self.braid.as_ref().map(|b| (b.epoch, b.st.name()))
     }
 
+    /// The braid state (inspection for tests and diagnostics; `None` for V0).
+    pub fn braid(&self) -> Option<&Braid> {
+        self.braid.as_ref()
+    }
+
+    /// The symmetric chain, once created (inspection for tests and diagnostics).
+    pub fn chain(&self) -> Option<&Chain> {
+        self.chain.as_ref()
+    }
+
     /// Prepares the SPQR part of one outgoing message. Returns the next state, the field-5 bytes
     /// (empty: omit the field) and the HKDF salt for the message keys. `self` is not modified.
     pub fn send<R: RngCore + CryptoRng>(
