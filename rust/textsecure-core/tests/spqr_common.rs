@@ -1,5 +1,11 @@
 //! Shared helpers of the SPQR tests (included with `#[path]`).
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use base64::Engine as _;
 use rand_core::{CryptoRng, RngCore};
@@ -22,7 +28,13 @@ pub fn trace() -> Option<serde_json::Value> {
 }
 
 pub fn params(auth_key: [u8; 32], direction: Direction) -> Params {
-    Params { auth_key, direction, min_version: Version::V1, max_jump: 25_000, max_ooo_keys: 2_000 }
+    Params {
+        auth_key,
+        direction,
+        min_version: Version::V1,
+        max_jump: 25_000,
+        max_ooo_keys: 2_000,
+    }
 }
 
 /// An RNG that yields recorded bytes (then zeros).

@@ -1,7 +1,7 @@
 //! Piece-by-piece checks of SPQR against the libsignal 0.103 trace: erasure-code chunks, header
 //! and ciphertext MACs, ML-KEM layouts, epoch secrets / authenticator / chain epochs on both
 //! sides, and every message's SPQR key (recomputing the libsignal message MAC with it as salt).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)] // test helpers
 
 #[path = "spqr_common.rs"]
 mod common;
@@ -23,7 +23,6 @@ struct Step {
     msg: Vec<u8>,
     before: State,
     after: State,
-    after_bytes: Vec<u8>,
     body: Option<(u64, Vec<u8>)>,
     record_before: Option<Vec<u8>>,
 }
@@ -38,9 +37,17 @@ fn steps() -> Option<Vec<(String, Vec<Step>)>> {
         let ak = auth_key_of(&s0);
         let mut prev: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         prev.insert("alice".into(), s0);
-        prev.insert("bob".into(), State::initial(&params(ak, Direction::B2A)).unwrap().to_bytes());
+        prev.insert(
+            "bob".into(),
+            State::initial(&params(ak, Direction::B2A))
+                .unwrap()
+                .to_bytes(),
+        );
         let mut rec: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        rec.insert("alice".into(), b64(steps[0]["session_record_after"].as_str().unwrap()));
+        rec.insert(
+            "alice".into(),
+            b64(steps[0]["session_record_after"].as_str().unwrap()),
+        );
         let mut v = Vec::new();
         for st in &steps[1..] {
             let party = st["party"].as_str().unwrap().to_string();
@@ -51,8 +58,10 @@ fn steps() -> Option<Vec<(String, Vec<Step>)>> {
                 msg: b64(st["pq_ratchet"].as_str().unwrap_or("")),
                 before,
                 after: State::from_bytes(&after_bytes).unwrap(),
-                after_bytes: after_bytes.clone(),
-                body: st.get("body").and_then(|b| b.as_str()).map(|b| (st["type"].as_u64().unwrap(), b64(b))),
+                body: st
+                    .get("body")
+                    .and_then(|b| b.as_str())
+                    .map(|b| (st["type"].as_u64().unwrap(), b64(b))),
                 record_before: rec.get(&party).cloned(),
                 party: party.clone(),
             });
@@ -78,7 +87,9 @@ fn class(p: &Payload) -> Option<(&'static str, u16, [u8; 32])> {
 fn encoded_value(s: &State) -> Option<(&'static str, Vec<u8>)> {
     match &s.braid()?.st {
         St::KeysSampled { hdr_enc, .. } => Some(("hdr", hdr_enc.data().to_vec())),
-        St::HeaderSent { ek_enc, .. } | St::Ct1Received { ek_enc, .. } => Some(("ek", ek_enc.data().to_vec())),
+        St::HeaderSent { ek_enc, .. } | St::Ct1Received { ek_enc, .. } => {
+            Some(("ek", ek_enc.data().to_vec()))
+        }
         St::Ct1Sampled { ct1_enc, .. } | St::EkReceivedCt1Sampled { ct1_enc, .. } => {
             Some(("ct1", ct1_enc.data().to_vec()))
         }
@@ -94,19 +105,28 @@ fn chunks_match_encoder_and_decode_from_any_subset() {
     let mut parity = 0;
     for (name, steps) in &all {
         // (party, epoch, class) -> (value, chunks)
-        let mut objs: BTreeMap<(String, u64, &str), (Vec<u8>, BTreeMap<u16, [u8; 32]>)> = BTreeMap::new();
+        let mut objs: BTreeMap<(String, u64, &str), (Vec<u8>, BTreeMap<u16, [u8; 32]>)> =
+            BTreeMap::new();
         for s in steps.iter().filter(|s| s.op == "send") {
             let m = Message::parse(&s.msg).unwrap();
-            let Some((cls, idx, data)) = class(&m.payload) else { continue };
+            let Some((cls, idx, data)) = class(&m.payload) else {
+                continue;
+            };
             let (vcls, value) = encoded_value(&s.after).unwrap();
             assert_eq!(cls, vcls);
             // The encoder over the value emits exactly libsignal's chunk (data or parity).
-            assert_eq!(Encoder::new(&value).chunk_at(idx), data, "{name}: {cls} chunk {idx}");
+            assert_eq!(
+                Encoder::new(&value).chunk_at(idx),
+                data,
+                "{name}: {cls} chunk {idx}"
+            );
             chunks_checked += 1;
             if usize::from(idx) >= value.len() / 32 {
                 parity += 1;
             }
-            let e = objs.entry((s.party.clone(), m.epoch, cls)).or_insert((value.clone(), BTreeMap::new()));
+            let e = objs
+                .entry((s.party.clone(), m.epoch, cls))
+                .or_insert((value.clone(), BTreeMap::new()));
             assert_eq!(e.0, value);
             e.1.insert(idx, data);
         }
@@ -135,7 +155,11 @@ fn chunks_match_encoder_and_decode_from_any_subset() {
                 for i in &pick {
                     d.add(*i, &chunks[i]);
                 }
-                assert_eq!(d.decoded().as_ref(), Some(value), "{name} {party} epoch {epoch} {cls} from {pick:?}");
+                assert_eq!(
+                    d.decoded().as_ref(),
+                    Some(value),
+                    "{name} {party} epoch {epoch} {cls} from {pick:?}"
+                );
                 subsets += 1;
             }
         }
@@ -187,9 +211,13 @@ fn header_and_ciphertext_macs() {
                     assert_eq!(&v[64..], &b.auth.mac_hdr(b.epoch, &v[..64]));
                     hdr_macs += 1;
                 }
-                St::Ct2Sampled { ct2_enc } if !matches!(s.before.braid().unwrap().st, St::Ct2Sampled { .. }) => {
+                St::Ct2Sampled { ct2_enc }
+                    if !matches!(s.before.braid().unwrap().st, St::Ct2Sampled { .. }) =>
+                {
                     let ct1 = match &s.before.braid().unwrap().st {
-                        St::Ct1Sampled { ct1, .. } | St::EkReceivedCt1Sampled { ct1, .. } | St::Ct1Acknowledged { ct1, .. } => ct1.clone(),
+                        St::Ct1Sampled { ct1, .. }
+                        | St::EkReceivedCt1Sampled { ct1, .. }
+                        | St::Ct1Acknowledged { ct1, .. } => ct1.clone(),
                         other => panic!("Ct2Sampled from {}", other.name()),
                     };
                     let v = ct2_enc.data();
@@ -211,9 +239,17 @@ fn kem_layouts_and_epoch_secrets() {
     for (name, steps) in &all {
         let mut ss_by_epoch: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
         for s in steps {
-            let (Some(b0), Some(b1)) = (s.before.braid(), s.after.braid()) else { continue };
+            let (Some(b0), Some(b1)) = (s.before.braid(), s.after.braid()) else {
+                continue;
+            };
             // CT side: HeaderReceived --send--> Ct1Sampled (encapsulation step 1).
-            if let (St::HeaderReceived { hdr, .. }, St::Ct1Sampled { es, ct1, hdr: hdr1, .. }) = (&b0.st, &b1.st) {
+            if let (
+                St::HeaderReceived { hdr, .. },
+                St::Ct1Sampled {
+                    es, ct1, hdr: hdr1, ..
+                },
+            ) = (&b0.st, &b1.st)
+            {
                 assert_eq!(hdr, hdr1);
                 let m: [u8; 32] = es[2048..].try_into().unwrap();
                 let (c1, es2, ss) = kem::encaps1(hdr, &m).unwrap();
@@ -225,19 +261,31 @@ fn kem_layouts_and_epoch_secrets() {
                 assert_eq!(a, b1.auth, "{name}: authenticator update (CT side)");
                 let mut c = s.before.chain().unwrap().clone();
                 c.add_epoch(b0.epoch, &secret).unwrap();
-                assert_eq!(c.next_root, s.after.chain().unwrap().next_root, "{name}: chain add epoch (CT side)");
+                assert_eq!(
+                    c.next_root,
+                    s.after.chain().unwrap().next_root,
+                    "{name}: chain add epoch (CT side)"
+                );
                 ss_by_epoch.insert(b0.epoch, *ss);
                 ct_side += 1;
             }
             // EK side: EkSentCt1Received --recv--> NoHeaderReceived(e+1) (decapsulation).
-            if let (St::EkSentCt1Received { dk, ct1, ct2_dec }, St::NoHeaderReceived { .. }) = (&b0.st, &b1.st) {
+            if let (St::EkSentCt1Received { dk, ct1, ct2_dec }, St::NoHeaderReceived { .. }) =
+                (&b0.st, &b1.st)
+            {
                 let m = Message::parse(&s.msg).unwrap();
-                let Payload::Ct2((i, d)) = m.payload else { panic!() };
+                let Payload::Ct2((i, d)) = m.payload else {
+                    panic!()
+                };
                 let mut dec = ct2_dec.clone();
                 dec.add(i, &d);
                 let v = dec.decoded().unwrap();
                 let ss = kem::decaps(dk, ct1, v[..128].try_into().unwrap());
-                assert_eq!(Some(&*ss), ss_by_epoch.get(&b0.epoch), "{name}: both sides' shared secret");
+                assert_eq!(
+                    Some(&*ss),
+                    ss_by_epoch.get(&b0.epoch),
+                    "{name}: both sides' shared secret"
+                );
                 // Standard ML-KEM-768 decapsulation of ct1 ‖ ct2 agrees.
                 let mut full = [0u8; 1088];
                 full[..960].copy_from_slice(&ct1[..]);
@@ -252,11 +300,19 @@ fn kem_layouts_and_epoch_secrets() {
                 assert_eq!(&v[128..], &a.mac_ct(b0.epoch, &ct1[..], &v[..128]));
                 let mut c = s.before.chain().unwrap().clone();
                 c.add_epoch(b0.epoch, &secret).unwrap();
-                assert_eq!(c.next_root, s.after.chain().unwrap().next_root, "{name}: chain add epoch (EK side)");
+                assert_eq!(
+                    c.next_root,
+                    s.after.chain().unwrap().next_root,
+                    "{name}: chain add epoch (EK side)"
+                );
                 ek_side += 1;
             }
             // ek vs header (validate) on completion at the CT side.
-            if let (St::Ct1Acknowledged { hdr, .. } | St::Ct1Sampled { hdr, .. }, St::Ct2Sampled { .. } | St::EkReceivedCt1Sampled { .. }) = (&b0.st, &b1.st) {
+            if let (
+                St::Ct1Acknowledged { hdr, .. } | St::Ct1Sampled { hdr, .. },
+                St::Ct2Sampled { .. } | St::EkReceivedCt1Sampled { .. },
+            ) = (&b0.st, &b1.st)
+            {
                 let _ = hdr; // validated inside recv; replay covers acceptance
             }
         }
@@ -275,7 +331,10 @@ fn per_message_keys_reproduce_libsignal_macs() {
         for s in steps.iter().filter(|s| s.op == "send") {
             let (ty, body) = s.body.clone().unwrap();
             let sm = match ty {
-                3 => PreKeySignalMessage::deserialize(&body).unwrap().message().clone(),
+                3 => PreKeySignalMessage::deserialize(&body)
+                    .unwrap()
+                    .message()
+                    .clone(),
                 2 => SignalMessage::deserialize(&body).unwrap(),
                 t => panic!("type {t}"),
             };
@@ -288,7 +347,10 @@ fn per_message_keys_reproduce_libsignal_macs() {
             assert_eq!(ck.index(), sm.counter(), "{name}: chain index");
             let seed = ck.message_seed();
             let mk = MessageKeys::derive(&seed, sm.counter(), Some(&key)).unwrap();
-            assert!(sm.verify_mac(&sess.local_identity, &sess.remote_identity, mk.mac_key()), "{name}: MAC with SPQR salt");
+            assert!(
+                sm.verify_mac(&sess.local_identity, &sess.remote_identity, mk.mac_key()),
+                "{name}: MAC with SPQR salt"
+            );
             let plain = MessageKeys::derive(&seed, sm.counter(), None).unwrap();
             assert!(!sm.verify_mac(&sess.local_identity, &sess.remote_identity, plain.mac_key()));
             n += 1;

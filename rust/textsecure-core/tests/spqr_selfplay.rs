@@ -1,6 +1,6 @@
 //! Two SPQR states talking to each other: ping-pong over several epochs, one-way bursts, loss and
 //! reordering, version negotiation, and hostile input (errors, never panics, `self` unchanged).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)] // test helpers
 
 #[path = "spqr_common.rs"]
 mod common;
@@ -12,8 +12,17 @@ use textsecure_core::Error;
 
 fn pair(min: Version) -> (State, State) {
     let ak = [0x42; 32];
-    let p = |d| Params { auth_key: ak, direction: d, min_version: min, max_jump: 25_000, max_ooo_keys: 2_000 };
-    (State::initial(&p(Direction::A2B)).unwrap(), State::initial(&p(Direction::B2A)).unwrap())
+    let p = |d| Params {
+        auth_key: ak,
+        direction: d,
+        min_version: min,
+        max_jump: 25_000,
+        max_ooo_keys: 2_000,
+    };
+    (
+        State::initial(&p(Direction::A2B)).unwrap(),
+        State::initial(&p(Direction::B2A)).unwrap(),
+    )
 }
 
 fn epoch(s: &State) -> u64 {
@@ -46,10 +55,21 @@ fn ping_pong_300_turns_completes_several_epochs() {
         }
         epochs_seen.push(epoch(&a));
     }
-    let ep = a.chain().unwrap().current_epoch.min(b.chain().unwrap().current_epoch);
-    eprintln!("300 ping-pong turns: {ep} epochs completed (braid epochs a={} b={})", epoch(&a), epoch(&b));
+    let ep = a
+        .chain()
+        .unwrap()
+        .current_epoch
+        .min(b.chain().unwrap().current_epoch);
+    eprintln!(
+        "300 ping-pong turns: {ep} epochs completed (braid epochs a={} b={})",
+        epoch(&a),
+        epoch(&b)
+    );
     assert!(ep >= 6, "only {ep} epochs");
-    assert_eq!(a.to_bytes(), State::from_bytes(&a.to_bytes()).unwrap().to_bytes());
+    assert_eq!(
+        a.to_bytes(),
+        State::from_bytes(&a.to_bytes()).unwrap().to_bytes()
+    );
 }
 
 #[test]
@@ -59,7 +79,11 @@ fn long_one_way_burst_then_recovery() {
     for _ in 0..3000 {
         deliver(&mut a, &mut b, &mut rng);
     }
-    assert_eq!(a.chain().unwrap().current_epoch, 0, "one-sided traffic completes no epoch");
+    assert_eq!(
+        a.chain().unwrap().current_epoch,
+        0,
+        "one-sided traffic completes no epoch"
+    );
     for _ in 0..1000 {
         deliver(&mut b, &mut a, &mut rng);
     }
@@ -76,7 +100,8 @@ fn lossy_shuffled_channel_still_completes_epochs() {
     let (mut a, mut b) = pair(Version::V1);
     let mut rng = TestRng(3);
     let mut shuffle = TestRng(99);
-    let (mut to_b, mut to_a): (Vec<(Vec<u8>, [u8; 32])>, Vec<(Vec<u8>, [u8; 32])>) = (vec![], vec![]);
+    let (mut to_b, mut to_a): (Vec<(Vec<u8>, [u8; 32])>, Vec<(Vec<u8>, [u8; 32])>) =
+        (vec![], vec![]);
     let (mut delivered, mut lost) = (0, 0);
     for round in 0..1500 {
         for _ in 0..(1 + shuffle.next() % 3) {
@@ -98,14 +123,20 @@ fn lossy_shuffled_channel_still_completes_epochs() {
                     lost += 1;
                     continue;
                 }
-                let (d2, k2) = dst.recv(&m).unwrap_or_else(|e| panic!("round {round}: {e} on {:?}", Message::parse(&m)));
+                let (d2, k2) = dst
+                    .recv(&m)
+                    .unwrap_or_else(|e| panic!("round {round}: {e} on {:?}", Message::parse(&m)));
                 assert_eq!(k2, Some(k));
                 *dst = d2;
                 delivered += 1;
             }
         }
     }
-    let ep = a.chain().unwrap().current_epoch.min(b.chain().unwrap().current_epoch);
+    let ep = a
+        .chain()
+        .unwrap()
+        .current_epoch
+        .min(b.chain().unwrap().current_epoch);
     eprintln!("lossy channel: {delivered} delivered, {lost} lost, {ep} epochs completed");
     assert!(ep >= 3, "only {ep} epochs");
 }
@@ -125,8 +156,14 @@ fn negotiation_rules() {
     // min V1: an empty field (V0 peer) is rejected while negotiating, state unchanged.
     let (a, b) = pair(Version::V1);
     let before = b.to_bytes();
-    assert_eq!(b.recv(&[]).unwrap_err(), Error::InvalidMessage(textsecure_core::spqr::errors::MINIMUM_VERSION));
-    assert_eq!(b.recv(&[0]).unwrap_err(), Error::InvalidMessage(textsecure_core::spqr::errors::MINIMUM_VERSION));
+    assert_eq!(
+        b.recv(&[]).unwrap_err(),
+        Error::InvalidMessage(textsecure_core::spqr::errors::MINIMUM_VERSION)
+    );
+    assert_eq!(
+        b.recv(&[0]).unwrap_err(),
+        Error::InvalidMessage(textsecure_core::spqr::errors::MINIMUM_VERSION)
+    );
     assert_eq!(b.to_bytes(), before);
     // min V1: the very first message already has a key.
     let (a1, m, k) = a.send(&mut rng).unwrap();
@@ -135,7 +172,10 @@ fn negotiation_rules() {
     assert_eq!(k, k2);
     assert!(a1.negotiating() && !b1.negotiating());
     // After a V1 receive, negotiation is closed: V0 is a version mismatch.
-    assert_eq!(b1.recv(&[]).unwrap_err(), Error::InvalidMessage(textsecure_core::spqr::errors::VERSION_MISMATCH));
+    assert_eq!(
+        b1.recv(&[]).unwrap_err(),
+        Error::InvalidMessage(textsecure_core::spqr::errors::VERSION_MISMATCH)
+    );
     // Unknown newer version: ignored, state unchanged, no key.
     let (b2, k3) = b1.recv(&[2, 1, 2, 3]).unwrap();
     assert_eq!(b2.to_bytes(), b1.to_bytes());
@@ -202,7 +242,15 @@ fn hostile_messages_never_panic_and_leave_state_unchanged() {
                 5 => m = vec![1, 1, 5, 1, 0x80, 0x80, 0x04], // chunk index > 65535, truncated
                 6 => {
                     // chunk index 65535 with garbage data of every type
-                    m = vec![1, epoch(&b) as u8, 200, 1 + (fuzz.next() % 6) as u8, 0xff, 0xff, 0x03];
+                    m = vec![
+                        1,
+                        epoch(&b) as u8,
+                        200,
+                        1 + (fuzz.next() % 6) as u8,
+                        0xff,
+                        0xff,
+                        0x03,
+                    ];
                     m.extend((0..32).map(|_| fuzz.next() as u8));
                 }
                 7 => m = vec![1, 2, 1, 0], // epoch + 1
@@ -226,12 +274,19 @@ fn hostile_messages_never_panic_and_leave_state_unchanged() {
             let before = b.to_bytes();
             match b.recv(&m) {
                 Err(e) => {
-                    assert!(matches!(e, Error::InvalidMessage(s) if s.starts_with("post-quantum ratchet error")), "{e}");
+                    assert!(
+                        matches!(e, Error::InvalidMessage(s) if s.starts_with("post-quantum ratchet error")),
+                        "{e}"
+                    );
                     errors += 1;
                 }
                 Ok(_) => oks += 1,
             }
-            assert_eq!(b.to_bytes(), before, "turn {turn} variant {variant}: self modified");
+            assert_eq!(
+                b.to_bytes(),
+                before,
+                "turn {turn} variant {variant}: self modified"
+            );
         }
         let (b2, _) = b.recv(&msg).unwrap();
         a = a2;
@@ -241,7 +296,9 @@ fn hostile_messages_never_panic_and_leave_state_unchanged() {
         a = a3;
         b = b3;
     }
-    eprintln!("hostile messages: {errors} rejected, {oks} accepted (ignored payloads / fresh indices)");
+    eprintln!(
+        "hostile messages: {errors} rejected, {oks} accepted (ignored payloads / fresh indices)"
+    );
 }
 
 #[test]
@@ -256,14 +313,20 @@ fn corrupted_chunks_fail_the_macs_and_ek_check() {
     let (b2, _) = b1.recv(&m1).unwrap();
     let mut bad = m2.clone();
     bad[10] ^= 0x40;
-    assert_eq!(b2.recv(&bad).unwrap_err(), Error::InvalidMessage(textsecure_core::spqr::errors::MAC_VERIFY_FAILED));
+    assert_eq!(
+        b2.recv(&bad).unwrap_err(),
+        Error::InvalidMessage(textsecure_core::spqr::errors::MAC_VERIFY_FAILED)
+    );
     // Repeated chunk index with different data is ignored (first copy kept); the real one completes.
     let mut dup = m1.clone();
     dup[2] = 9; // fresh chain index 9 so the key is derivable
     dup[20] ^= 1;
     let (b2b, _) = b2.recv(&dup).unwrap();
     assert_eq!(b2b.braid_status().unwrap().1, "NoHeaderReceived");
-    assert_eq!(b2.recv(&m2).unwrap().0.braid_status().unwrap().1, "HeaderReceived");
+    assert_eq!(
+        b2.recv(&m2).unwrap().0.braid_status().unwrap().1,
+        "HeaderReceived"
+    );
 
     // ek: corrupt one ek chunk → the CT side reports erroneous data when ek completes.
     let (mut a, mut b) = pair(Version::V1);
@@ -278,7 +341,10 @@ fn corrupted_chunks_fail_the_macs_and_ek_check() {
         match b.recv(&m) {
             Ok((b2, _)) => b = b2,
             Err(e) => {
-                assert_eq!(e, Error::InvalidMessage(textsecure_core::spqr::errors::ERRONEOUS_DATA));
+                assert_eq!(
+                    e,
+                    Error::InvalidMessage(textsecure_core::spqr::errors::ERRONEOUS_DATA)
+                );
                 saw_err = true;
                 break;
             }

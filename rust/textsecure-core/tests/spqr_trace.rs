@@ -14,7 +14,8 @@ fn every_trace_state_roundtrips() {
     for sc in t["scenarios"].as_array().unwrap() {
         for st in sc["steps"].as_array().unwrap() {
             let b = b64(st["spqr_state_after"].as_str().unwrap());
-            let s = State::from_bytes(&b).unwrap_or_else(|e| panic!("{} step {}: {e}", sc["scenario"], st["step"]));
+            let s = State::from_bytes(&b)
+                .unwrap_or_else(|e| panic!("{} step {}: {e}", sc["scenario"], st["step"]));
             assert_eq!(s.to_bytes(), b, "{} step {}", sc["scenario"], st["step"]);
             n += 1;
         }
@@ -48,15 +49,22 @@ fn replay_trace_steps() {
         let s0 = b64(steps[0]["spqr_state_after"].as_str().unwrap());
         let ak = auth_key_of(&s0);
         let mut prev_alice = s0.clone();
-        let mut prev_bob = State::initial(&params(ak, Direction::B2A)).unwrap().to_bytes();
+        let mut prev_bob = State::initial(&params(ak, Direction::B2A))
+            .unwrap()
+            .to_bytes();
         // key per (sender, field-5 bytes) of sent messages, for cross-checking the receiver.
-        let mut sent_keys: std::collections::HashMap<Vec<u8>, Option<[u8; 32]>> = Default::default();
+        let mut sent_keys: std::collections::HashMap<Vec<u8>, Option<[u8; 32]>> =
+            Default::default();
         for st in &steps[1..] {
             let step = st["step"].as_u64().unwrap();
             let party = st["party"].as_str().unwrap();
             let after = b64(st["spqr_state_after"].as_str().unwrap());
             let msg = b64(st["pq_ratchet"].as_str().unwrap_or(""));
-            let prev = if party == "alice" { &mut prev_alice } else { &mut prev_bob };
+            let prev = if party == "alice" {
+                &mut prev_alice
+            } else {
+                &mut prev_bob
+            };
             let before = State::from_bytes(prev).unwrap();
             let before_bytes = before.to_bytes();
             match st["op"].as_str().unwrap() {
@@ -64,7 +72,11 @@ fn replay_trace_steps() {
                     let (next, key) = before
                         .recv(&msg)
                         .unwrap_or_else(|e| panic!("{name} step {step}: recv failed: {e}"));
-                    assert_eq!(next.to_bytes(), after, "{name} step {step}: state after recv");
+                    assert_eq!(
+                        next.to_bytes(),
+                        after,
+                        "{name} step {step}: state after recv"
+                    );
                     if let Some(k) = sent_keys.get(&msg) {
                         assert_eq!(&key, k, "{name} step {step}: recv key != send key");
                     }
@@ -84,14 +96,22 @@ fn replay_trace_steps() {
                     if status.1 == "KeysUnsampled" {
                         // Fresh key pair: compare everything except the key material.
                         assert_eq!(next.braid_status(), after_state.braid_status());
-                        assert_eq!(out[..5], msg[..5], "{name} step {step}: header message prefix");
+                        assert_eq!(
+                            out[..5],
+                            msg[..5],
+                            "{name} step {step}: header message prefix"
+                        );
                         assert_eq!(out.len(), msg.len());
                         // The recorded chunk 0 is header[0..32] of the recorded key pair.
                         assert_eq!(&msg[5..], &header_of(&after)[..32], "{name} step {step}");
                         send_keygen += 1;
                     } else {
                         assert_eq!(out, msg, "{name} step {step}: message");
-                        assert_eq!(next.to_bytes(), after, "{name} step {step}: state after send");
+                        assert_eq!(
+                            next.to_bytes(),
+                            after,
+                            "{name} step {step}: state after send"
+                        );
                         send_exact += 1;
                     }
                     sent_keys.insert(msg.clone(), key);

@@ -3,7 +3,8 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::crypto::{ct_eq, hkdf_sha256_multi, hmac_sha256};
+use super::kdf::hkdf_z32;
+use crate::crypto::{ct_eq, hmac_sha256};
 use crate::error::Result;
 
 const UPDATE: &[u8] = b"Signal_PQCKA_V1_MLKEM768:Authenticator Update";
@@ -42,7 +43,7 @@ impl Authenticator {
         ikm.extend_from_slice(&self.root_key);
         ikm.extend_from_slice(k);
         let mut out = zeroize::Zeroizing::new([0u8; 64]);
-        hkdf_sha256_multi(Some(&[0u8; 32]), &ikm, &[UPDATE, &epoch.to_be_bytes()], &mut out[..])?;
+        hkdf_z32(&ikm, &[UPDATE, &epoch.to_be_bytes()], &mut out[..])?;
         self.root_key.copy_from_slice(&out[..32]);
         self.mac_key.copy_from_slice(&out[32..]);
         Ok(())

@@ -43,7 +43,11 @@ pub enum St {
     /// EK side, sending header chunks.
     KeysSampled { ek: Ek, dk: Dk, hdr_enc: Encoder },
     /// EK side, sending ek chunks, receiving ct1.
-    HeaderSent { dk: Dk, ek_enc: Encoder, ct1_dec: Decoder },
+    HeaderSent {
+        dk: Dk,
+        ek_enc: Encoder,
+        ct1_dec: Decoder,
+    },
     /// EK side, ct1 complete, still sending ek chunks (as EkCt1Ack).
     Ct1Received { dk: Dk, ct1: Ct1, ek_enc: Encoder },
     /// EK side, receiving ct2.
@@ -53,11 +57,27 @@ pub enum St {
     /// CT side, header complete; the next send encapsulates.
     HeaderReceived { hdr: Hdr, ek_dec: Decoder },
     /// CT side, sending ct1, receiving ek.
-    Ct1Sampled { hdr: Hdr, es: Es, ct1: Ct1, ct1_enc: Encoder, ek_dec: Decoder },
+    Ct1Sampled {
+        hdr: Hdr,
+        es: Es,
+        ct1: Ct1,
+        ct1_enc: Encoder,
+        ek_dec: Decoder,
+    },
     /// CT side, ek complete, still sending ct1 until acknowledged.
-    EkReceivedCt1Sampled { es: Es, ek: Ek, ct1: Ct1, ct1_enc: Encoder },
+    EkReceivedCt1Sampled {
+        es: Es,
+        ek: Ek,
+        ct1: Ct1,
+        ct1_enc: Encoder,
+    },
     /// CT side, ct1 acknowledged, receiving ek.
-    Ct1Acknowledged { hdr: Hdr, es: Es, ct1: Ct1, ek_dec: Decoder },
+    Ct1Acknowledged {
+        hdr: Hdr,
+        es: Es,
+        ct1: Ct1,
+        ek_dec: Decoder,
+    },
     /// CT side, sending ct2 chunks.
     Ct2Sampled { ct2_enc: Encoder },
 }
@@ -149,19 +169,35 @@ impl Braid {
             St::KeysSampled { ek, dk, hdr_enc } => {
                 let mut hdr_enc = hdr_enc.clone();
                 let c = hdr_enc.next_chunk();
-                let st = St::KeysSampled { ek: ek.clone(), dk: dk.clone(), hdr_enc };
+                let st = St::KeysSampled {
+                    ek: ek.clone(),
+                    dk: dk.clone(),
+                    hdr_enc,
+                };
                 (self.with(st), Payload::Hdr(c), None)
             }
-            St::HeaderSent { dk, ek_enc, ct1_dec } => {
+            St::HeaderSent {
+                dk,
+                ek_enc,
+                ct1_dec,
+            } => {
                 let mut ek_enc = ek_enc.clone();
                 let c = ek_enc.next_chunk();
-                let st = St::HeaderSent { dk: dk.clone(), ek_enc, ct1_dec: ct1_dec.clone() };
+                let st = St::HeaderSent {
+                    dk: dk.clone(),
+                    ek_enc,
+                    ct1_dec: ct1_dec.clone(),
+                };
                 (self.with(st), Payload::Ek(c), None)
             }
             St::Ct1Received { dk, ct1, ek_enc } => {
                 let mut ek_enc = ek_enc.clone();
                 let c = ek_enc.next_chunk();
-                let st = St::Ct1Received { dk: dk.clone(), ct1: ct1.clone(), ek_enc };
+                let st = St::Ct1Received {
+                    dk: dk.clone(),
+                    ct1: ct1.clone(),
+                    ek_enc,
+                };
                 (self.with(st), Payload::EkCt1Ack(c), None)
             }
             St::EkSentCt1Received { .. } => (self.clone(), Payload::Ct1Ack, None),
@@ -184,9 +220,19 @@ impl Braid {
                     ct1_enc,
                     ek_dec: ek_dec.clone(),
                 };
-                (Braid { epoch: e, auth, st }, Payload::Ct1(c), Some((e, secret)))
+                (
+                    Braid { epoch: e, auth, st },
+                    Payload::Ct1(c),
+                    Some((e, secret)),
+                )
             }
-            St::Ct1Sampled { hdr, es, ct1, ct1_enc, ek_dec } => {
+            St::Ct1Sampled {
+                hdr,
+                es,
+                ct1,
+                ct1_enc,
+                ek_dec,
+            } => {
                 let mut ct1_enc = ct1_enc.clone();
                 let c = ct1_enc.next_chunk();
                 let st = St::Ct1Sampled {
@@ -198,7 +244,12 @@ impl Braid {
                 };
                 (self.with(st), Payload::Ct1(c), None)
             }
-            St::EkReceivedCt1Sampled { es, ek, ct1, ct1_enc } => {
+            St::EkReceivedCt1Sampled {
+                es,
+                ek,
+                ct1,
+                ct1_enc,
+            } => {
                 let mut ct1_enc = ct1_enc.clone();
                 let c = ct1_enc.next_chunk();
                 let st = St::EkReceivedCt1Sampled {
@@ -224,7 +275,9 @@ impl Braid {
         let mut data = [0u8; CT2_MSG_LEN];
         data[..CT2_LEN].copy_from_slice(&ct2);
         data[CT2_LEN..].copy_from_slice(&mac);
-        self.with(St::Ct2Sampled { ct2_enc: Encoder::new(&data) })
+        self.with(St::Ct2Sampled {
+            ct2_enc: Encoder::new(&data),
+        })
     }
 
     /// One receive: `(next state, epoch secret)`.
@@ -252,9 +305,23 @@ impl Braid {
                 let mut ct1_dec = Decoder::new(CT1_LEN);
                 ct1_dec.add(*ci, data);
                 let ek_enc = Encoder::new(&ek[..]);
-                Ok((self.with(St::HeaderSent { dk: dk.clone(), ek_enc, ct1_dec }), None))
+                Ok((
+                    self.with(St::HeaderSent {
+                        dk: dk.clone(),
+                        ek_enc,
+                        ct1_dec,
+                    }),
+                    None,
+                ))
             }
-            (St::HeaderSent { dk, ek_enc, ct1_dec }, Payload::Ct1((ci, data))) => {
+            (
+                St::HeaderSent {
+                    dk,
+                    ek_enc,
+                    ct1_dec,
+                },
+                Payload::Ct1((ci, data)),
+            ) => {
                 let mut ct1_dec = ct1_dec.clone();
                 ct1_dec.add(*ci, data);
                 let st = match ct1_dec.decoded() {
@@ -263,14 +330,22 @@ impl Braid {
                         ct1: Arc::new(arr(&ct1)?),
                         ek_enc: ek_enc.clone(),
                     },
-                    None => St::HeaderSent { dk: dk.clone(), ek_enc: ek_enc.clone(), ct1_dec },
+                    None => St::HeaderSent {
+                        dk: dk.clone(),
+                        ek_enc: ek_enc.clone(),
+                        ct1_dec,
+                    },
                 };
                 Ok((self.with(st), None))
             }
             (St::Ct1Received { dk, ct1, .. }, Payload::Ct2((ci, data))) => {
                 let mut ct2_dec = Decoder::new(CT2_MSG_LEN);
                 ct2_dec.add(*ci, data);
-                let st = St::EkSentCt1Received { dk: dk.clone(), ct1: ct1.clone(), ct2_dec };
+                let st = St::EkSentCt1Received {
+                    dk: dk.clone(),
+                    ct1: ct1.clone(),
+                    ct2_dec,
+                };
                 Ok((self.with(st), None))
             }
             (St::EkSentCt1Received { dk, ct1, ct2_dec }, Payload::Ct2((ci, data))) => {
@@ -278,7 +353,11 @@ impl Braid {
                 ct2_dec.add(*ci, data);
                 match ct2_dec.decoded() {
                     None => {
-                        let st = St::EkSentCt1Received { dk: dk.clone(), ct1: ct1.clone(), ct2_dec };
+                        let st = St::EkSentCt1Received {
+                            dk: dk.clone(),
+                            ct1: ct1.clone(),
+                            ct2_dec,
+                        };
                         Ok((self.with(st), None))
                     }
                     Some(v) => {
@@ -294,7 +373,9 @@ impl Braid {
                         let next = Braid {
                             epoch: e.checked_add(1).ok_or_else(|| err(INTERNAL))?,
                             auth,
-                            st: St::NoHeaderReceived { hdr_dec: Decoder::new(HDR_MSG_LEN) },
+                            st: St::NoHeaderReceived {
+                                hdr_dec: Decoder::new(HDR_MSG_LEN),
+                            },
                         };
                         Ok((next, Some((e, secret))))
                     }
@@ -311,13 +392,22 @@ impl Braid {
                         if !self.auth.verify_hdr(e, &hdr, mac) {
                             return Err(err(MAC_VERIFY_FAILED));
                         }
-                        let st = St::HeaderReceived { hdr: Arc::new(hdr), ek_dec: Decoder::new(EK_LEN) };
+                        let st = St::HeaderReceived {
+                            hdr: Arc::new(hdr),
+                            ek_dec: Decoder::new(EK_LEN),
+                        };
                         Ok((self.with(st), None))
                     }
                 }
             }
             (
-                St::Ct1Sampled { hdr, es, ct1, ct1_enc, ek_dec },
+                St::Ct1Sampled {
+                    hdr,
+                    es,
+                    ct1,
+                    ct1_enc,
+                    ek_dec,
+                },
                 Payload::Ek((ci, data)) | Payload::EkCt1Ack((ci, data)),
             ) => {
                 let ack = matches!(msg.payload, Payload::EkCt1Ack(_));
@@ -343,7 +433,12 @@ impl Braid {
                     }
                     None => {
                         let st = if ack {
-                            St::Ct1Acknowledged { hdr: hdr.clone(), es: es.clone(), ct1: ct1.clone(), ek_dec }
+                            St::Ct1Acknowledged {
+                                hdr: hdr.clone(),
+                                es: es.clone(),
+                                ct1: ct1.clone(),
+                                ek_dec,
+                            }
                         } else {
                             St::Ct1Sampled {
                                 hdr: hdr.clone(),
@@ -357,11 +452,17 @@ impl Braid {
                     }
                 }
             }
-            (St::EkReceivedCt1Sampled { es, ek, ct1, .. }, Payload::Ct1Ack | Payload::EkCt1Ack(_)) => {
-                Ok((self.ct2_sampled(es, ek, ct1), None))
-            }
             (
-                St::Ct1Acknowledged { hdr, es, ct1, ek_dec },
+                St::EkReceivedCt1Sampled { es, ek, ct1, .. },
+                Payload::Ct1Ack | Payload::EkCt1Ack(_),
+            ) => Ok((self.ct2_sampled(es, ek, ct1), None)),
+            (
+                St::Ct1Acknowledged {
+                    hdr,
+                    es,
+                    ct1,
+                    ek_dec,
+                },
                 Payload::Ek((ci, data)) | Payload::EkCt1Ack((ci, data)),
             ) => {
                 let mut ek_dec = ek_dec.clone();
@@ -375,7 +476,12 @@ impl Braid {
                         Ok((self.ct2_sampled(es, &ek, ct1), None))
                     }
                     None => {
-                        let st = St::Ct1Acknowledged { hdr: hdr.clone(), es: es.clone(), ct1: ct1.clone(), ek_dec };
+                        let st = St::Ct1Acknowledged {
+                            hdr: hdr.clone(),
+                            es: es.clone(),
+                            ct1: ct1.clone(),
+                            ek_dec,
+                        };
                         Ok((self.with(st), None))
                     }
                 }

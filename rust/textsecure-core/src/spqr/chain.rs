@@ -9,8 +9,8 @@ use super::errors::{
     err, EPOCH_OUT_OF_RANGE, INTERNAL, KEY_ALREADY_REQUESTED, KEY_JUMP, KEY_TRIMMED,
     SEND_KEY_EPOCH_DECREASED,
 };
+use super::kdf::{hkdf, hkdf_z32};
 use super::Direction;
-use crate::crypto::hkdf_sha256_multi;
 use crate::error::Result;
 
 const START: &[u8] = b"Signal PQ Ratchet V1 Chain  Start";
@@ -53,7 +53,7 @@ impl Dir {
         let ctr = self.ctr.checked_add(1).ok_or_else(|| err(INTERNAL))?;
         let next = self.next.as_mut().ok_or_else(|| err(INTERNAL))?;
         let mut g = Zeroizing::new([0u8; 64]);
-        hkdf_sha256_multi(Some(&[0u8; 32]), &next[..], &[&ctr.to_be_bytes(), NEXT], &mut g[..])?;
+        hkdf_z32(&next[..], &[&ctr.to_be_bytes(), NEXT], &mut g[..])?;
         next.copy_from_slice(&g[..32]);
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&g[32..]);
@@ -109,7 +109,7 @@ impl Chain {
     /// `Chain::new(auth_key, direction)` (epoch 0).
     pub fn new(auth_key: &[u8], direction: Direction, max_jump: u32, max_ooo: u32) -> Result<Self> {
         let mut g = Zeroizing::new([0u8; 96]);
-        hkdf_sha256_multi(Some(&[0u8; 32]), auth_key, &[START], &mut g[..])?;
+        hkdf_z32(auth_key, &[START], &mut g[..])?;
         let mut next_root = Zeroizing::new([0u8; 32]);
         next_root.copy_from_slice(&g[..32]);
         Ok(Chain {
@@ -118,8 +118,16 @@ impl Chain {
             links: vec![link_from(direction, &g[..])],
             next_root,
             send_epoch: 0,
-            max_jump: if max_jump == 0 { DEFAULT_MAX_JUMP } else { max_jump },
-            max_ooo: if max_ooo == 0 { DEFAULT_MAX_OOO } else { max_ooo },
+            max_jump: if max_jump == 0 {
+                DEFAULT_MAX_JUMP
+            } else {
+                max_jump
+            },
+            max_ooo: if max_ooo == 0 {
+                DEFAULT_MAX_OOO
+            } else {
+                max_ooo
+            },
         })
     }
 
@@ -129,7 +137,7 @@ impl Chain {
             return Err(err(EPOCH_OUT_OF_RANGE));
         }
         let mut g = Zeroizing::new([0u8; 96]);
-        hkdf_sha256_multi(Some(&self.next_root[..]), secret, &[ADD_EPOCH], &mut g[..])?;
+        hkdf(&self.next_root[..], secret, &[ADD_EPOCH], &mut g[..])?;
         self.next_root.copy_from_slice(&g[..32]);
         self.links.push(link_from(self.direction, &g[..]));
         self.current_epoch = epoch;
@@ -163,7 +171,10 @@ impl Chain {
                 l.send.next = None;
             }
         }
-        let link = self.links.get_mut(pos).ok_or_else(|| err(EPOCH_OUT_OF_RANGE))?;
+        let link = self
+            .links
+            .get_mut(pos)
+            .ok_or_else(|| err(EPOCH_OUT_OF_RANGE))?;
         link.send.step()
     }
 
@@ -172,7 +183,11 @@ impl Chain {
         let pos = self.pos(epoch).ok_or_else(|| err(EPOCH_OUT_OF_RANGE))?;
         let max_jump = self.max_jump;
         let max_ooo = u64::from(self.max_ooo);
-        let dir = &mut self.links.get_mut(pos).ok_or_else(|| err(EPOCH_OUT_OF_RANGE))?.recv;
+        let dir = &mut self
+            .links
+            .get_mut(pos)
+            .ok_or_else(|| err(EPOCH_OUT_OF_RANGE))?
+            .recv;
         let ctr = dir.ctr;
         if at == ctr {
             return Err(err(KEY_ALREADY_REQUESTED));
@@ -189,7 +204,8 @@ impl Chain {
             let hist = Arc::make_mut(&mut dir.prev);
             let mut key = Zeroizing::new([0u8; 32]);
             key.copy_from_slice(
-                hist.get(i * HIST_ENTRY + 4..(i + 1) * HIST_ENTRY).ok_or_else(|| err(INTERNAL))?,
+                hist.get(i * HIST_ENTRY + 4..(i + 1) * HIST_ENTRY)
+                    .ok_or_else(|| err(INTERNAL))?,
             );
             swap_remove(hist, i);
             return Ok(key);
@@ -224,9 +240,10 @@ fn swap_remove(hist: &mut Vec<u8>, i: usize) {
     let last = n - 1;
     if i != last {
         let (head, tail) = hist.split_at_mut(last * HIST_ENTRY);
-        if let (Some(dst), Some(src)) =
-            (head.get_mut(i * HIST_ENTRY..(i + 1) * HIST_ENTRY), tail.get(..HIST_ENTRY))
-        {
+        if let (Some(dst), Some(src)) = (
+            head.get_mut(i * HIST_ENTRY..(i + 1) * HIST_ENTRY),
+            tail.get(..HIST_ENTRY),
+        ) {
             dst.copy_from_slice(src);
         }
     }

@@ -33,7 +33,11 @@ fn master(t: &Tables, xs: &[u16]) -> Vec<u16> {
     for (deg, &x) in xs.iter().enumerate() {
         // multiply by (X + x): new[i] = old[i-1] + x * old[i]
         for i in (0..=deg + 1).rev() {
-            let hi = if i > 0 { m.get(i - 1).copied().unwrap_or(0) } else { 0 };
+            let hi = if i > 0 {
+                m.get(i - 1).copied().unwrap_or(0)
+            } else {
+                0
+            };
             let lo = m.get(i).copied().unwrap_or(0);
             if let Some(s) = m.get_mut(i) {
                 *s = hi ^ t.mul(x, lo);
@@ -155,7 +159,10 @@ impl Encoder {
             }
         };
         for j in 0..COLS {
-            let v = polys.get(j * n..(j + 1) * n).map(|col| eval(t, col, c)).unwrap_or(0);
+            let v = polys
+                .get(j * n..(j + 1) * n)
+                .map(|col| eval(t, col, c))
+                .unwrap_or(0);
             if let Some(o) = out.get_mut(2 * j..2 * j + 2) {
                 o.copy_from_slice(&v.to_be_bytes());
             }
@@ -219,7 +226,9 @@ impl Encoder {
             for (j, col) in pts.iter().enumerate() {
                 for k in 0..n {
                     let d = k * CHUNK + 2 * j;
-                    if let (Some(dst), Some(src)) = (data.get_mut(d..d + 2), col.get(2 * k..2 * k + 2)) {
+                    if let (Some(dst), Some(src)) =
+                        (data.get_mut(d..d + 2), col.get(2 * k..2 * k + 2))
+                    {
                         dst.copy_from_slice(src);
                     }
                 }
@@ -373,7 +382,8 @@ impl Decoder {
         pts: &[Vec<u8>],
         is_complete: bool,
     ) -> Option<Self> {
-        if len == 0 || len % CHUNK != 0 || pts_needed as usize != len / 2 || polys as usize != COLS {
+        if len == 0 || len % CHUNK != 0 || pts_needed as usize != len / 2 || polys as usize != COLS
+        {
             return None;
         }
         if pts.len() != COLS {
@@ -415,7 +425,9 @@ mod tests {
     use super::*;
 
     fn value(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
     }
 
     #[test]

@@ -11,7 +11,7 @@ use libcrux_ml_kem::mlkem768::incremental as inc;
 use zeroize::Zeroizing;
 
 use super::errors::{err, INTERNAL};
-use crate::crypto::hkdf_sha256_multi;
+use super::kdf::hkdf_z32;
 use crate::error::Result;
 
 /// Header length.
@@ -98,11 +98,7 @@ pub fn validate(hdr: &[u8; HDR_LEN], ek: &[u8; EK_LEN]) -> bool {
 }
 
 /// Decapsulation of `ct1 ‖ ct2`.
-pub fn decaps(
-    dk: &[u8; DK_LEN],
-    ct1: &[u8; CT1_LEN],
-    ct2: &[u8; CT2_LEN],
-) -> Zeroizing<[u8; 32]> {
+pub fn decaps(dk: &[u8; DK_LEN], ct1: &[u8; CT1_LEN], ct2: &[u8; CT2_LEN]) -> Zeroizing<[u8; 32]> {
     let c1 = inc::Ciphertext1 { value: *ct1 };
     let c2 = inc::Ciphertext2 { value: *ct2 };
     Zeroizing::new(inc::decapsulate_compressed_key(dk, &c1, &c2))
@@ -111,6 +107,6 @@ pub fn decaps(
 /// Epoch secret from the shared secret.
 pub fn epoch_secret(ss: &[u8], epoch: u64) -> Result<Zeroizing<[u8; 32]>> {
     let mut out = Zeroizing::new([0u8; 32]);
-    hkdf_sha256_multi(Some(&[0u8; 32]), ss, &[SCKA_KEY, &epoch.to_be_bytes()], &mut out[..])?;
+    hkdf_z32(ss, &[SCKA_KEY, &epoch.to_be_bytes()], &mut out[..])?;
     Ok(out)
 }

@@ -28,6 +28,7 @@ pub mod chain;
 pub mod erasure;
 pub mod errors;
 pub mod gf;
+pub mod kdf;
 pub mod kem;
 pub mod proto;
 mod serialize;
@@ -142,7 +143,11 @@ impl State {
                 auth_key: Zeroizing::new(params.auth_key.to_vec()),
                 direction: params.direction,
                 min_version: params.min_version,
-                max_jump: if params.max_jump == 0 { chain::DEFAULT_MAX_JUMP } else { params.max_jump },
+                max_jump: if params.max_jump == 0 {
+                    chain::DEFAULT_MAX_JUMP
+                } else {
+                    params.max_jump
+                },
                 max_ooo: if params.max_ooo_keys == 0 {
                     chain::DEFAULT_MAX_OOO
                 } else {
@@ -237,7 +242,11 @@ impl State {
             Some(1) => Version::V1,
             Some(_) => return Ok((self.clone(), None)),
         };
-        let our_version = if self.braid.is_some() { Version::V1 } else { Version::V0 };
+        let our_version = if self.braid.is_some() {
+            Version::V1
+        } else {
+            Version::V0
+        };
         if msg_version < our_version {
             let Some(neg) = &self.neg else {
                 return Err(err(VERSION_MISMATCH));

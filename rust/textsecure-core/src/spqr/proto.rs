@@ -163,7 +163,10 @@ pub struct ChunkedUc {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct V1State {
-    #[prost(oneof = "v1_state::InnerState", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(
+        oneof = "v1_state::InnerState",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
+    )]
     pub inner_state: Option<v1_state::InnerState>,
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use prost::Message as _;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::auth::Authenticator;
 use super::braid::{Braid, St, CT2_MSG_LEN, HDR_MSG_LEN};
@@ -35,21 +35,79 @@ fn dir_from(d: i32) -> Result<Direction> {
 
 fn params_to(max_jump: u32, max_ooo: u32) -> pb::ChainParams {
     pb::ChainParams {
-        max_jump: if max_jump == DEFAULT_MAX_JUMP { 0 } else { max_jump },
-        max_ooo_keys: if max_ooo == DEFAULT_MAX_OOO { 0 } else { max_ooo },
+        max_jump: if max_jump == DEFAULT_MAX_JUMP {
+            0
+        } else {
+            max_jump
+        },
+        max_ooo_keys: if max_ooo == DEFAULT_MAX_OOO {
+            0
+        } else {
+            max_ooo
+        },
     }
 }
 
 fn params_from(p: &Option<pb::ChainParams>) -> (u32, u32) {
     let p = p.clone().unwrap_or_default();
     (
-        if p.max_jump == 0 { DEFAULT_MAX_JUMP } else { p.max_jump },
-        if p.max_ooo_keys == 0 { DEFAULT_MAX_OOO } else { p.max_ooo_keys },
+        if p.max_jump == 0 {
+            DEFAULT_MAX_JUMP
+        } else {
+            p.max_jump
+        },
+        if p.max_ooo_keys == 0 {
+            DEFAULT_MAX_OOO
+        } else {
+            p.max_ooo_keys
+        },
     )
 }
 
 fn fixed<const N: usize>(v: &[u8], what: &'static str) -> Result<[u8; N]> {
     v.try_into().map_err(|_| bad_state(what))
+}
+
+/// Zeroizes every secret held by a protobuf state (after encoding or decoding).
+fn wipe(p: &mut pb::PqRatchetState) {
+    if let Some(n) = &mut p.version_negotiation {
+        n.auth_key.zeroize();
+    }
+    if let Some(c) = &mut p.chain {
+        c.next_root.zeroize();
+        for l in &mut c.links {
+            for d in [&mut l.send, &mut l.recv].into_iter().flatten() {
+                d.next.zeroize();
+                d.prev.zeroize();
+            }
+        }
+    }
+    if let Some(pb::pq_ratchet_state::Inner::V1(v)) = &mut p.inner {
+        let uc = match &mut v.inner_state {
+            Some(IS::KeysUnsampled(x)) => x.uc.as_mut(),
+            Some(
+                IS::KeysSampled(x)
+                | IS::Ct1Received(x)
+                | IS::EkReceivedCt1Sampled(x)
+                | IS::Ct2Sampled(x),
+            ) => x.uc.as_mut(),
+            Some(IS::HeaderSent(x) | IS::Ct1Sampled(x)) => x.uc.as_mut(),
+            Some(IS::EkSentCt1Received(x)) => x.uc.as_mut(),
+            Some(IS::NoHeaderReceived(x) | IS::HeaderReceived(x) | IS::Ct1Acknowledged(x)) => {
+                x.uc.as_mut()
+            }
+            None => None,
+        };
+        if let Some(u) = uc {
+            if let Some(a) = &mut u.auth {
+                a.root_key.zeroize();
+                a.mac_key.zeroize();
+            }
+            u.f3.zeroize();
+            u.f4.zeroize();
+            u.f5.zeroize();
+        }
+    }
 }
 
 // ---------- writing ----------
@@ -84,12 +142,18 @@ fn uc(b: &Braid, f3: &[u8], f4: &[u8], f5: &[u8]) -> Option<pb::Unchunked> {
 
 fn braid_to(b: &Braid) -> pb::V1State {
     let inner = match &b.st {
-        St::KeysUnsampled => IS::KeysUnsampled(pb::ChunkedUc { uc: uc(b, &[], &[], &[]) }),
+        St::KeysUnsampled => IS::KeysUnsampled(pb::ChunkedUc {
+            uc: uc(b, &[], &[], &[]),
+        }),
         St::KeysSampled { ek, dk, hdr_enc } => IS::KeysSampled(pb::ChunkedEnc2 {
             uc: uc(b, &ek[..], &dk[..], &[]),
             enc: enc_to(hdr_enc),
         }),
-        St::HeaderSent { dk, ek_enc, ct1_dec } => IS::HeaderSent(pb::ChunkedEncDec {
+        St::HeaderSent {
+            dk,
+            ek_enc,
+            ct1_dec,
+        } => IS::HeaderSent(pb::ChunkedEncDec {
             uc: uc(b, &dk[..], &[], &[]),
             enc: enc_to(ek_enc),
             dec: dec_to(ct1_dec),
@@ -110,16 +174,32 @@ fn braid_to(b: &Braid) -> pb::V1State {
             uc: uc(b, &hdr[..], &[], &[]),
             dec: dec_to(ek_dec),
         }),
-        St::Ct1Sampled { hdr, es, ct1, ct1_enc, ek_dec } => IS::Ct1Sampled(pb::ChunkedEncDec {
+        St::Ct1Sampled {
+            hdr,
+            es,
+            ct1,
+            ct1_enc,
+            ek_dec,
+        } => IS::Ct1Sampled(pb::ChunkedEncDec {
             uc: uc(b, &hdr[..], &es[..], &ct1[..]),
             enc: enc_to(ct1_enc),
             dec: dec_to(ek_dec),
         }),
-        St::EkReceivedCt1Sampled { es, ek, ct1, ct1_enc } => IS::EkReceivedCt1Sampled(pb::ChunkedEnc2 {
+        St::EkReceivedCt1Sampled {
+            es,
+            ek,
+            ct1,
+            ct1_enc,
+        } => IS::EkReceivedCt1Sampled(pb::ChunkedEnc2 {
             uc: uc(b, &es[..], &ek[..], &ct1[..]),
             enc: enc_to(ct1_enc),
         }),
-        St::Ct1Acknowledged { hdr, es, ct1, ek_dec } => IS::Ct1Acknowledged(pb::ChunkedDec2 {
+        St::Ct1Acknowledged {
+            hdr,
+            es,
+            ct1,
+            ek_dec,
+        } => IS::Ct1Acknowledged(pb::ChunkedDec2 {
             uc: uc(b, &hdr[..], &es[..], &ct1[..]),
             dec: dec_to(ek_dec),
         }),
@@ -128,7 +208,9 @@ fn braid_to(b: &Braid) -> pb::V1State {
             enc: enc_to(ct2_enc),
         }),
     };
-    pb::V1State { inner_state: Some(inner) }
+    pb::V1State {
+        inner_state: Some(inner),
+    }
 }
 
 fn edir_to(d: &Dir) -> pb::EpochDirection {
@@ -164,7 +246,7 @@ impl State {
         let Some(b) = &self.braid else {
             return Vec::new();
         };
-        let p = pb::PqRatchetState {
+        let mut p = pb::PqRatchetState {
             version_negotiation: self.neg.as_ref().map(|n| pb::VersionNegotiation {
                 auth_key: n.auth_key.to_vec(),
                 direction: dir_to(n.direction),
@@ -177,7 +259,9 @@ impl State {
             chain: self.chain.as_ref().map(chain_to),
             inner: Some(pb::pq_ratchet_state::Inner::V1(braid_to(b))),
         };
-        p.encode_to_vec()
+        let out = p.encode_to_vec();
+        wipe(&mut p);
+        out
     }
 
     /// Parses a serialized `PqRatchetState` (empty bytes = V0).
@@ -185,44 +269,56 @@ impl State {
         if bytes.is_empty() {
             return Ok(State::v0());
         }
-        let p = pb::PqRatchetState::decode(bytes).map_err(|_| bad_state("SPQR state: bad protobuf"))?;
-        let Some(pb::pq_ratchet_state::Inner::V1(v1)) = p.inner else {
-            return Ok(State::v0());
-        };
-        let neg = match p.version_negotiation {
-            None => None,
-            Some(n) => {
-                let (max_jump, max_ooo) = params_from(&n.chain_params);
-                Some(Arc::new(Negotiation {
-                    auth_key: Zeroizing::new(n.auth_key),
-                    direction: dir_from(n.direction)?,
-                    min_version: match n.min_version {
-                        0 => Version::V0,
-                        1 => Version::V1,
-                        _ => return Err(bad_state("SPQR state: bad min_version")),
-                    },
-                    max_jump,
-                    max_ooo,
-                }))
-            }
-        };
-        let chain = p.chain.as_ref().map(chain_from).transpose()?;
-        let braid = braid_from(v1)?;
-        Ok(State {
-            neg,
-            chain,
-            braid: Some(braid),
-        })
+        let mut p =
+            pb::PqRatchetState::decode(bytes).map_err(|_| bad_state("SPQR state: bad protobuf"))?;
+        let r = state_from(&mut p);
+        wipe(&mut p);
+        r
     }
+}
+
+fn state_from(p: &mut pb::PqRatchetState) -> Result<State> {
+    let Some(pb::pq_ratchet_state::Inner::V1(v1)) = p.inner.take() else {
+        return Ok(State::v0());
+    };
+    let neg = match p.version_negotiation.take() {
+        None => None,
+        Some(mut n) => {
+            let (max_jump, max_ooo) = params_from(&n.chain_params);
+            Some(Arc::new(Negotiation {
+                auth_key: Zeroizing::new(core::mem::take(&mut n.auth_key)),
+                direction: dir_from(n.direction)?,
+                min_version: match n.min_version {
+                    0 => Version::V0,
+                    1 => Version::V1,
+                    _ => return Err(bad_state("SPQR state: bad min_version")),
+                },
+                max_jump,
+                max_ooo,
+            }))
+        }
+    };
+    let chain = p.chain.as_ref().map(chain_from).transpose()?;
+    let braid = braid_from(v1)?;
+    Ok(State {
+        neg,
+        chain,
+        braid: Some(braid),
+    })
 }
 
 // ---------- reading ----------
 
 fn edir_from(d: &Option<pb::EpochDirection>) -> Result<Dir> {
-    let d = d.as_ref().ok_or_else(|| bad_state("SPQR state: missing chain direction"))?;
+    let d = d
+        .as_ref()
+        .ok_or_else(|| bad_state("SPQR state: missing chain direction"))?;
     let next = match d.next.len() {
         0 => None,
-        32 => Some(Zeroizing::new(fixed::<32>(&d.next, "SPQR state: bad chain key")?)),
+        32 => Some(Zeroizing::new(fixed::<32>(
+            &d.next,
+            "SPQR state: bad chain key",
+        )?)),
         _ => return Err(bad_state("SPQR state: bad chain key")),
     };
     if d.prev.len() % HIST_ENTRY != 0 {
@@ -266,7 +362,8 @@ fn chain_from(c: &pb::Chain) -> Result<Chain> {
 
 fn enc_from(len: usize, e: Option<pb::PolynomialEncoder>) -> Result<Encoder> {
     let e = e.ok_or_else(|| bad_state("SPQR state: missing encoder"))?;
-    Encoder::from_parts(len, e.idx, &e.pts, &e.polys).ok_or_else(|| bad_state("SPQR state: bad encoder"))
+    Encoder::from_parts(len, e.idx, &e.pts, &e.polys)
+        .ok_or_else(|| bad_state("SPQR state: bad encoder"))
 }
 
 fn dec_from(len: usize, d: Option<pb::PolynomialDecoder>) -> Result<Decoder> {
@@ -278,26 +375,34 @@ fn dec_from(len: usize, d: Option<pb::PolynomialDecoder>) -> Result<Decoder> {
 struct Uc {
     epoch: u64,
     auth: Authenticator,
-    f3: Vec<u8>,
-    f4: Vec<u8>,
-    f5: Vec<u8>,
+    f3: Zeroizing<Vec<u8>>,
+    f4: Zeroizing<Vec<u8>>,
+    f5: Zeroizing<Vec<u8>>,
 }
 
 fn uc_from(u: Option<pb::Unchunked>) -> Result<Uc> {
     let u = u.ok_or_else(|| bad_state("SPQR state: missing core state"))?;
-    let a = u.auth.ok_or_else(|| bad_state("SPQR state: missing authenticator"))?;
+    let (f3, f4, f5) = (
+        Zeroizing::new(u.f3),
+        Zeroizing::new(u.f4),
+        Zeroizing::new(u.f5),
+    );
+    let a = u
+        .auth
+        .ok_or_else(|| bad_state("SPQR state: missing authenticator"))?;
+    let (rk, mk) = (Zeroizing::new(a.root_key), Zeroizing::new(a.mac_key));
     if u.epoch == 0 {
         return Err(bad_state("SPQR state: epoch 0"));
     }
     Ok(Uc {
         epoch: u.epoch,
         auth: Authenticator {
-            root_key: fixed(&a.root_key, "SPQR state: bad authenticator")?,
-            mac_key: fixed(&a.mac_key, "SPQR state: bad authenticator")?,
+            root_key: fixed(&rk, "SPQR state: bad authenticator")?,
+            mac_key: fixed(&mk, "SPQR state: bad authenticator")?,
         },
-        f3: u.f3,
-        f4: u.f4,
-        f5: u.f5,
+        f3,
+        f4,
+        f5,
     })
 }
 
@@ -318,12 +423,18 @@ fn hdr(v: &[u8]) -> Result<Arc<[u8; HDR_LEN]>> {
 }
 
 fn braid_from(v: pb::V1State) -> Result<Braid> {
-    let inner = v.inner_state.ok_or_else(|| bad_state("SPQR state: missing braid state"))?;
+    let inner = v
+        .inner_state
+        .ok_or_else(|| bad_state("SPQR state: missing braid state"))?;
     let (u, st) = match inner {
         IS::KeysUnsampled(s) => (uc_from(s.uc)?, St::KeysUnsampled),
         IS::KeysSampled(s) => {
             let u = uc_from(s.uc)?;
-            let st = St::KeysSampled { ek: ek(&u.f3)?, dk: dk(&u.f4)?, hdr_enc: enc_from(HDR_MSG_LEN, s.enc)? };
+            let st = St::KeysSampled {
+                ek: ek(&u.f3)?,
+                dk: dk(&u.f4)?,
+                hdr_enc: enc_from(HDR_MSG_LEN, s.enc)?,
+            };
             (u, st)
         }
         IS::HeaderSent(s) => {
@@ -337,7 +448,11 @@ fn braid_from(v: pb::V1State) -> Result<Braid> {
         }
         IS::Ct1Received(s) => {
             let u = uc_from(s.uc)?;
-            let st = St::Ct1Received { dk: dk(&u.f3)?, ct1: ct1(&u.f4)?, ek_enc: enc_from(EK_LEN, s.enc)? };
+            let st = St::Ct1Received {
+                dk: dk(&u.f3)?,
+                ct1: ct1(&u.f4)?,
+                ek_enc: enc_from(EK_LEN, s.enc)?,
+            };
             (u, st)
         }
         IS::EkSentCt1Received(s) => {
@@ -351,12 +466,17 @@ fn braid_from(v: pb::V1State) -> Result<Braid> {
         }
         IS::NoHeaderReceived(s) => {
             let u = uc_from(s.uc)?;
-            let st = St::NoHeaderReceived { hdr_dec: dec_from(HDR_MSG_LEN, s.dec)? };
+            let st = St::NoHeaderReceived {
+                hdr_dec: dec_from(HDR_MSG_LEN, s.dec)?,
+            };
             (u, st)
         }
         IS::HeaderReceived(s) => {
             let u = uc_from(s.uc)?;
-            let st = St::HeaderReceived { hdr: hdr(&u.f3)?, ek_dec: dec_from(EK_LEN, s.dec)? };
+            let st = St::HeaderReceived {
+                hdr: hdr(&u.f3)?,
+                ek_dec: dec_from(EK_LEN, s.dec)?,
+            };
             (u, st)
         }
         IS::Ct1Sampled(s) => {
@@ -392,9 +512,15 @@ fn braid_from(v: pb::V1State) -> Result<Braid> {
         }
         IS::Ct2Sampled(s) => {
             let u = uc_from(s.uc)?;
-            let st = St::Ct2Sampled { ct2_enc: enc_from(CT2_MSG_LEN, s.enc)? };
+            let st = St::Ct2Sampled {
+                ct2_enc: enc_from(CT2_MSG_LEN, s.enc)?,
+            };
             (u, st)
         }
     };
-    Ok(Braid { epoch: u.epoch, auth: u.auth, st })
+    Ok(Braid {
+        epoch: u.epoch,
+        auth: u.auth,
+        st,
+    })
 }

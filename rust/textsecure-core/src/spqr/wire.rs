@@ -49,7 +49,11 @@ impl Payload {
     /// The chunk, if any.
     pub fn chunk(&self) -> Option<&Chunk> {
         match self {
-            Payload::Hdr(c) | Payload::Ek(c) | Payload::EkCt1Ack(c) | Payload::Ct1(c) | Payload::Ct2(c) => Some(c),
+            Payload::Hdr(c)
+            | Payload::Ek(c)
+            | Payload::EkCt1Ack(c)
+            | Payload::Ct1(c)
+            | Payload::Ct2(c) => Some(c),
             Payload::None | Payload::Ct1Ack => None,
         }
     }
@@ -140,7 +144,11 @@ impl Message {
             6 => Payload::Ct2(chunk(&mut pos)?),
             _ => return Err(err(MSG_DECODE)),
         };
-        Ok(Message { epoch, index, payload })
+        Ok(Message {
+            epoch,
+            index,
+            payload,
+        })
     }
 }
 
@@ -151,9 +159,20 @@ mod tests {
     #[test]
     fn roundtrip_and_examples() {
         let m = Message::parse(&[1, 1, 0x28, 4]).unwrap();
-        assert_eq!(m, Message { epoch: 1, index: 40, payload: Payload::Ct1Ack });
+        assert_eq!(
+            m,
+            Message {
+                epoch: 1,
+                index: 40,
+                payload: Payload::Ct1Ack
+            }
+        );
         assert_eq!(m.to_bytes(), vec![1, 1, 0x28, 4]);
-        let m = Message { epoch: 300, index: 70000, payload: Payload::Ct1((200, [9; 32])) };
+        let m = Message {
+            epoch: 300,
+            index: 70000,
+            payload: Payload::Ct1((200, [9; 32])),
+        };
         let b = m.to_bytes();
         assert_eq!(Message::parse(&b).unwrap(), m);
         let mut t = b.clone();
