@@ -110,3 +110,72 @@ pub fn epoch_secret(ss: &[u8], epoch: u64) -> Result<Zeroizing<[u8; 32]>> {
     hkdf_z32(ss, &[SCKA_KEY, &epoch.to_be_bytes()], &mut out[..])?;
     Ok(out)
 }
+
+const Q: u16 = 3329;
+
+/// Whether every 12-bit coefficient of a ByteEncode12 vector is `< q` (FIPS 203 modulus check).
+pub fn coeffs_below_q(bytes: &[u8]) -> bool {
+    bytes.len() % 3 == 0
+        && bytes.chunks_exact(3).all(|b| {
+            let (b0, b1, b2) = (u16::from(b[0]), u16::from(b[1]), u16::from(b[2]));
+            let d0 = b0 | ((b1 & 0x0F) << 8);
+            let d1 = (b1 >> 4) | (b2 << 4);
+            d0 < Q && d1 < Q
+        })
+}
+
+/// Sanity check of a stored decapsulation key, so that a corrupted state cannot feed libcrux
+/// out-of-range values: `dk_PKE` coefficients `< q`, and the embedded `ek ‖ ρ` matches the
+/// embedded `H(ek)` and passes the modulus check.
+pub fn dk_ok(dk: &[u8; DK_LEN]) -> bool {
+    coeffs_below_q(&dk[..EK_LEN])
+        && inc::validate_pk_bytes(
+            &dk[2 * EK_LEN..2 * EK_LEN + HDR_LEN],
+            &dk[EK_LEN..2 * EK_LEN],
+        )
+        .is_ok()
+}
+
+/// Sanity check of a stored encapsulation state (after the issue-1275 repair, on a copy):
+/// `ŷ` coefficients within `±(q-1)` and `e2` within `±2`.
+pub fn es_ok(es: &[u8; ES_LEN]) -> bool {
+    let mut fixed = Zeroizing::new(*es);
+    repair_es(&mut fixed);
+    let coeff = |p: &[u8]| i16::from_le_bytes([p[0], p[1]]);
+    fixed[..1536]
+        .chunks_exact(2)
+        .all(|p| coeff(p).unsigned_abs() < Q)
+        && fixed[1536..2048]
+            .chunks_exact(2)
+            .all(|p| coeff(p).unsigned_abs() <= 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_material_passes_checks_and_round_trips() {
+        let kp = generate(&[7u8; 64]);
+        assert!(dk_ok(&kp.dk) && coeffs_below_q(&kp.ek) && validate(&kp.hdr, &kp.ek));
+        let (ct1, es, ss) = encaps1(&kp.hdr, &[9u8; 32]).unwrap();
+        assert!(es_ok(&es));
+        let ct2 = encaps2(&es, &kp.ek);
+        assert_eq!(*decaps(&kp.dk, &ct1, &ct2), *ss);
+        // Big-endian (issue 1275) encoding of the same state is repaired.
+        let mut be = *es;
+        for p in be[..2048].chunks_exact_mut(2) {
+            p.swap(0, 1);
+        }
+        assert!(es_ok(&be));
+        assert_eq!(encaps2(&be, &kp.ek), ct2);
+        let mut bad = *kp.dk;
+        bad[0] = 0xFF;
+        bad[1] |= 0x0F;
+        assert!(!dk_ok(&bad));
+        let mut bad_es = *es;
+        bad_es[0] = 0xFF;
+        bad_es[1] = 0x7F;
+        assert!(!es_ok(&bad_es));
+    }
+}

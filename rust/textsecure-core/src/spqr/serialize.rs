@@ -12,7 +12,7 @@ use super::braid::{Braid, St, CT2_MSG_LEN, HDR_MSG_LEN};
 use super::chain::{Chain, Dir, Link, DEFAULT_MAX_JUMP, DEFAULT_MAX_OOO, HIST_ENTRY};
 use super::erasure::{Decoder, Encoder};
 use super::errors::bad_state;
-use super::kem::{CT1_LEN, DK_LEN, EK_LEN, ES_LEN, HDR_LEN};
+use super::kem::{self, CT1_LEN, DK_LEN, EK_LEN, ES_LEN, HDR_LEN};
 use super::proto as pb;
 use super::proto::v1_state::InnerState as IS;
 use super::{Direction, Negotiation, State, Version};
@@ -407,13 +407,25 @@ fn uc_from(u: Option<pb::Unchunked>) -> Result<Uc> {
 }
 
 fn dk(v: &[u8]) -> Result<Arc<Zeroizing<[u8; DK_LEN]>>> {
-    Ok(Arc::new(Zeroizing::new(fixed(v, "SPQR state: bad dk")?)))
+    let k = Zeroizing::new(fixed(v, "SPQR state: bad dk")?);
+    if !kem::dk_ok(&k) {
+        return Err(bad_state("SPQR state: bad dk"));
+    }
+    Ok(Arc::new(k))
 }
 fn es(v: &[u8]) -> Result<Arc<Zeroizing<[u8; ES_LEN]>>> {
-    Ok(Arc::new(Zeroizing::new(fixed(v, "SPQR state: bad es")?)))
+    let e = Zeroizing::new(fixed(v, "SPQR state: bad es")?);
+    if !kem::es_ok(&e) {
+        return Err(bad_state("SPQR state: bad es"));
+    }
+    Ok(Arc::new(e))
 }
 fn ek(v: &[u8]) -> Result<Arc<[u8; EK_LEN]>> {
-    Ok(Arc::new(fixed(v, "SPQR state: bad ek")?))
+    let k: [u8; EK_LEN] = fixed(v, "SPQR state: bad ek")?;
+    if !kem::coeffs_below_q(&k) {
+        return Err(bad_state("SPQR state: bad ek"));
+    }
+    Ok(Arc::new(k))
 }
 fn ct1(v: &[u8]) -> Result<Arc<[u8; CT1_LEN]>> {
     Ok(Arc::new(fixed(v, "SPQR state: bad ct1")?))
