@@ -3,7 +3,7 @@
 //! sides, and every message's SPQR key (recomputing the libsignal message MAC with it as salt).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)] // test helpers
 
-#[path = "spqr_common.rs"]
+#[path = "spqr_common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

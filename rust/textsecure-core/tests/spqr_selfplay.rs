@@ -2,7 +2,7 @@
 //! reordering, version negotiation, and hostile input (errors, never panics, `self` unchanged).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)] // test helpers
 
-#[path = "spqr_common.rs"]
+#[path = "spqr_common/mod.rs"]
 mod common;
 
 use common::*;

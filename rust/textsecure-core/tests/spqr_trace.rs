@@ -1,7 +1,7 @@
 //! SPQR against the libsignal 0.103 trace (`shared/vectors/spqr_libsignal_trace.json`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-#[path = "spqr_common.rs"]
+#[path = "spqr_common/mod.rs"]
 mod common;
 
 use common::*;
