@@ -16,6 +16,7 @@ pub mod prekey;
 pub mod proto;
 pub mod ratchet;
 pub mod session;
+pub mod spqr;
 pub mod state;
 pub mod store;
 
