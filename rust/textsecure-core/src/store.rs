@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::curve::PublicKey;
 use crate::error::Result;
+use crate::group::{DistributionKey, SenderKeyRecord};
 use crate::prekey::{IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord};
 use crate::state::SessionRecord;
 
@@ -78,6 +79,44 @@ pub trait ProtocolStore {
     fn load_kyber_prekey(&self, id: u32) -> Result<Option<KyberPreKeyRecord>>;
     /// Marks a Kyber prekey used: a one-time key is removed, a last-resort key is kept.
     fn mark_kyber_prekey_used(&mut self, id: u32) -> Result<()>;
+
+    /// The sender-key record of (`sender`, `distribution`), if any.
+    fn load_sender_key(
+        &self,
+        sender: &Address,
+        distribution: &DistributionKey,
+    ) -> Result<Option<SenderKeyRecord>>;
+    /// Saves the sender-key record of (`sender`, `distribution`).
+    fn store_sender_key(
+        &mut self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        record: &SenderKeyRecord,
+    ) -> Result<()>;
+    /// Runs `f` on the sender-key record (None if there is none). The default loads a copy;
+    /// in-memory stores lend theirs.
+    fn read_sender_key<R>(
+        &self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        f: impl FnOnce(Option<&SenderKeyRecord>) -> Result<R>,
+    ) -> Result<R> {
+        let record = self.load_sender_key(sender, distribution)?;
+        f(record.as_ref())
+    }
+    /// Applies `f` to the sender-key record (an empty one if there is none) and saves it.
+    fn update_sender_key(
+        &mut self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        f: impl FnOnce(&mut SenderKeyRecord),
+    ) -> Result<()> {
+        let mut record = self
+            .load_sender_key(sender, distribution)?
+            .unwrap_or_default();
+        f(&mut record);
+        self.store_sender_key(sender, distribution, &record)
+    }
 }
 
 /// Every store in memory.
@@ -95,6 +134,8 @@ pub struct InMemoryStore {
     pub signed_prekeys: HashMap<u32, SignedPreKeyRecord>,
     /// Kyber prekeys, with their last-resort flag.
     pub kyber_prekeys: HashMap<u32, (KyberPreKeyRecord, bool)>,
+    /// Sender-key records by (sender, distribution).
+    pub sender_keys: HashMap<(Address, DistributionKey), SenderKeyRecord>,
 }
 
 impl InMemoryStore {
@@ -108,6 +149,7 @@ impl InMemoryStore {
             prekeys: HashMap::new(),
             signed_prekeys: HashMap::new(),
             kyber_prekeys: HashMap::new(),
+            sender_keys: HashMap::new(),
         }
     }
 
@@ -179,6 +221,48 @@ impl ProtocolStore for InMemoryStore {
         if let Some((_, false)) = self.kyber_prekeys.get(&id) {
             self.kyber_prekeys.remove(&id);
         }
+        Ok(())
+    }
+    fn load_sender_key(
+        &self,
+        sender: &Address,
+        distribution: &DistributionKey,
+    ) -> Result<Option<SenderKeyRecord>> {
+        Ok(self
+            .sender_keys
+            .get(&(sender.clone(), distribution.clone()))
+            .cloned())
+    }
+    fn store_sender_key(
+        &mut self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        record: &SenderKeyRecord,
+    ) -> Result<()> {
+        self.sender_keys
+            .insert((sender.clone(), distribution.clone()), record.clone());
+        Ok(())
+    }
+    fn read_sender_key<R>(
+        &self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        f: impl FnOnce(Option<&SenderKeyRecord>) -> Result<R>,
+    ) -> Result<R> {
+        f(self
+            .sender_keys
+            .get(&(sender.clone(), distribution.clone())))
+    }
+    fn update_sender_key(
+        &mut self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        f: impl FnOnce(&mut SenderKeyRecord),
+    ) -> Result<()> {
+        f(self
+            .sender_keys
+            .entry((sender.clone(), distribution.clone()))
+            .or_default());
         Ok(())
     }
 }
