@@ -1,8 +1,8 @@
 """textsecure: the Signal protocol for Python, with its hot path in Rust.
 
-X3DH (session version 3) and PQXDH (version 4) session setup, the Double Ratchet, libsignal's
-wire and storage formats. Everything public is importable from here; ``textsecure._native``
-is an implementation detail.
+X3DH (session version 3) and PQXDH (version 4) session setup, the Double Ratchet, sender keys
+for groups (libsignal's format and the WhatsApp-era one), libsignal's wire and storage formats.
+Everything public is importable from here; ``textsecure._native`` is an implementation detail.
 """
 
 from __future__ import annotations
@@ -10,35 +10,47 @@ from __future__ import annotations
 from textsecure import errors, hazmat
 from textsecure._native import (
     Address,
+    GroupCipher,
     IdentityKey,
     IdentityKeyPair,
     KyberKeyPair,
     KyberPreKeyRecord,
     KyberPublicKey,
     KyberSecretKey,
+    LegacyGroupCipher,
+    LegacySenderKeyDistributionMessage,
+    LegacySenderKeyMessage,
     MemoryStore,
     PreKeyBundle,
     PreKeyRecord,
     PreKeySignalMessage,
     PrivateKey,
     PublicKey,
+    SenderKeyDistributionMessage,
+    SenderKeyMessage,
+    SenderKeyRecord,
     SessionCipher,
     SessionRecord,
     SignalMessage,
     SignedPreKeyRecord,
     __version__,
+    encrypt_fanout,
     parse_message,
 )
 from textsecure.enums import MessageType, PqRatchet
 
 __all__ = [
     "Address",
+    "GroupCipher",
     "IdentityKey",
     "IdentityKeyPair",
     "KyberKeyPair",
     "KyberPreKeyRecord",
     "KyberPublicKey",
     "KyberSecretKey",
+    "LegacyGroupCipher",
+    "LegacySenderKeyDistributionMessage",
+    "LegacySenderKeyMessage",
     "MemoryStore",
     "MessageType",
     "PqRatchet",
@@ -47,11 +59,15 @@ __all__ = [
     "PreKeySignalMessage",
     "PrivateKey",
     "PublicKey",
+    "SenderKeyDistributionMessage",
+    "SenderKeyMessage",
+    "SenderKeyRecord",
     "SessionCipher",
     "SessionRecord",
     "SignalMessage",
     "SignedPreKeyRecord",
     "__version__",
+    "encrypt_fanout",
     "errors",
     "hazmat",
     "parse_message",
