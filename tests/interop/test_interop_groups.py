@@ -257,3 +257,36 @@ def test_formats_do_not_mix_with_real_peers(spawn: Spawn) -> None:
     with pytest.raises(errors.TextSecureError):
         ts.SenderKeyDistributionMessage.from_bytes(ax.legacy_group_create_distribution(GROUP_ID))
     assert store.sender_key(sender, GROUP_ID) is None
+
+
+def test_legacy_records_move_between_axolotl_and_textsecure(spawn: Spawn) -> None:
+    """python-axolotl's SenderKeyRecord bytes load as a textsecure SenderKeyRecord (same field
+    numbers as libsignal's) and continue the chain, and the other way round."""
+    sender, receiver = spawn("axolotl"), spawn("axolotl")
+    assert isinstance(sender, AxolotlPeer) and isinstance(receiver, AxolotlPeer)
+    sender.create(*ALICE)
+    receiver.create("bob", 1)
+    receiver.legacy_group_process_distribution(
+        *ALICE, GROUP_ID, sender.legacy_group_create_distribution(GROUP_ID)
+    )
+    first = sender.legacy_group_encrypt(GROUP_ID, b"first")
+    second = sender.legacy_group_encrypt(GROUP_ID, b"second")
+    assert receiver.legacy_group_decrypt(*ALICE, GROUP_ID, second) == b"second"
+    (ax_record,) = receiver._senderkeys.records.values()
+
+    store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 3)
+    me = ts.Address(*ALICE)
+    record = ts.SenderKeyRecord.from_bytes(ax_record)
+    assert record.iteration == 2
+    store.save_sender_key(me, GROUP_ID, record)
+    cipher = ts.LegacyGroupCipher(store, GROUP_ID)
+    assert cipher.decrypt(me, first) == b"first", "a skipped key stored by python-axolotl"
+    assert cipher.decrypt(me, sender.legacy_group_encrypt(GROUP_ID, b"third")) == b"third"
+
+    # And back: the textsecure record continues in python-axolotl.
+    ts_record = store.sender_key(me, GROUP_ID)
+    assert ts_record is not None
+    (name,) = receiver._senderkeys.records
+    receiver._senderkeys.records[name] = bytes(ts_record)
+    fourth = sender.legacy_group_encrypt(GROUP_ID, b"fourth")
+    assert receiver.legacy_group_decrypt(*ALICE, GROUP_ID, fourth) == b"fourth"
