@@ -471,3 +471,46 @@ def test_encrypt_fanout_per_address_results_and_errors() -> None:
         ts.encrypt_fanout(alice, [carol, "bob.1"], b"x")  # type: ignore[list-item]
     assert sessions() == snapshot
     assert ts.encrypt_fanout(alice, [], b"x") == {}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def test_chain_at_the_iteration_limit_fails_cleanly() -> None:
+    """A distribution at iteration 2**32 - 1 (hand-made, legacy layout) is accepted, as in
+    libsignal, but no message can be decrypted or encrypted at the end of the chain, and
+    nothing overflows or panics."""
+    signer = ts.PrivateKey.generate()
+    top = 2**32 - 1
+    skdm = (
+        b"\x33\x08\x07\x10"
+        + _varint(top)
+        + b"\x1a\x20"
+        + bytes(range(32))
+        + b"\x22\x21"
+        + bytes(signer.public_key)
+    )
+    store = _store()
+    cipher = ts.LegacyGroupCipher(store, GROUP)
+    cipher.process_distribution(ALICE, skdm)
+    record = store.sender_key(ALICE, GROUP)
+    assert record is not None and record.iteration == top
+    for iteration in (top, top - 1, 0):
+        body = b"\x33\x08\x07\x10" + _varint(iteration) + b"\x1a\x10" + bytes(16)
+        message = body + signer.sign(body)
+        with pytest.raises(errors.TextSecureError):
+            cipher.decrypt(ALICE, message)
+        assert store.sender_key(ALICE, GROUP) is not None
+        assert bytes(store.sender_key(ALICE, GROUP) or record) == bytes(record)
+    # Someone else's chain (no private signing key) never encrypts.
+    mine = _store()
+    mine.save_sender_key(ALICE, GROUP, record)
+    with pytest.raises(errors.NoSenderKey):
+        ts.LegacyGroupCipher(mine, GROUP).encrypt(ALICE, b"x")
