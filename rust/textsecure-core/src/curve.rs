@@ -6,9 +6,10 @@
 //!   reads it from there (see protocol-notes §7).
 
 use core::fmt;
+use std::sync::OnceLock;
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use curve25519_dalek::scalar::Scalar;
 use rand_core::{CryptoRng, OsRng, RngCore};
@@ -113,31 +114,82 @@ impl PublicKey {
 
     /// Verifies an XEdDSA signature over the concatenation of `parts`.
     pub fn verify_signature_multipart(&self, parts: &[&[u8]], signature: &[u8]) -> bool {
-        let Ok(sig) = <[u8; SIGNATURE_LENGTH]>::try_from(signature) else {
+        let Ok(sig) = <&[u8; SIGNATURE_LENGTH]>::try_from(signature) else {
             return false;
         };
-        let sign_bit = sig[63] & 0x80;
-        let Some(a_point) = MontgomeryPoint(self.0).to_edwards(sign_bit >> 7) else {
+        let Some(a_point) = MontgomeryPoint(self.0).to_edwards(sig[63] >> 7) else {
             return false;
         };
-        let a_bytes = a_point.compress().to_bytes();
-        let mut s_bytes = [0u8; 32];
-        s_bytes.copy_from_slice(&sig[32..]);
-        s_bytes[31] &= 0x7f;
-        if s_bytes[31] & 0xe0 != 0 {
-            return false;
-        }
-        let s = Scalar::from_bytes_mod_order(s_bytes);
-        let mut hasher = Sha512::new();
-        hasher.update(&sig[..32]);
-        hasher.update(a_bytes);
-        for p in parts {
-            hasher.update(p);
-        }
-        let h = scalar_from_hash(hasher);
-        let r_check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&(-h), &a_point, &s);
-        bool::from(r_check.compress().as_bytes().ct_eq(&sig[..32]))
+        xeddsa_verify(&a_point, &a_point.compress().to_bytes(), parts, sig)
     }
+}
+
+/// XEdDSA verification against the Edwards form `a_point` (compressed: `a_bytes`) of the
+/// signer's key, already chosen with the sign bit of `sig[63]`.
+fn xeddsa_verify(
+    a_point: &EdwardsPoint,
+    a_bytes: &[u8; 32],
+    parts: &[&[u8]],
+    sig: &[u8; SIGNATURE_LENGTH],
+) -> bool {
+    let mut s_bytes = [0u8; 32];
+    s_bytes.copy_from_slice(&sig[32..]);
+    s_bytes[31] &= 0x7f;
+    if s_bytes[31] & 0xe0 != 0 {
+        return false;
+    }
+    let s = Scalar::from_bytes_mod_order(s_bytes);
+    let mut hasher = Sha512::new();
+    hasher.update(&sig[..32]);
+    hasher.update(a_bytes);
+    for p in parts {
+        hasher.update(p);
+    }
+    let h = scalar_from_hash(hasher);
+    let r_check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&(-h), a_point, &s);
+    bool::from(r_check.compress().as_bytes().ct_eq(&sig[..32]))
+}
+
+/// XEdDSA signing with the clamped private bytes `k`, its scalar `a` and the compressed
+/// Edwards public key `ed_public` (whose sign bit is stored in the signature).
+fn xeddsa_sign<R: RngCore + CryptoRng>(
+    k: &[u8; 32],
+    a: &Scalar,
+    ed_public: &[u8; 32],
+    parts: &[&[u8]],
+    rng: &mut R,
+) -> [u8; SIGNATURE_LENGTH] {
+    let mut z = Zeroizing::new([0u8; 64]);
+    rng.fill_bytes(z.as_mut());
+    let sign_bit = ed_public[31] & 0x80;
+
+    let mut prefix = [0xffu8; 32];
+    prefix[0] = 0xfe;
+    let mut hasher = Sha512::new();
+    hasher.update(prefix);
+    hasher.update(k);
+    for p in parts {
+        hasher.update(p);
+    }
+    hasher.update(z.as_ref());
+    let r = Zeroizing::new(scalar_from_hash(hasher));
+    let cap_r = (&*r * ED25519_BASEPOINT_TABLE).compress();
+
+    let mut hasher = Sha512::new();
+    hasher.update(cap_r.as_bytes());
+    hasher.update(ed_public);
+    for p in parts {
+        hasher.update(p);
+    }
+    let h = scalar_from_hash(hasher);
+    let s = Zeroizing::new(h * a + *r);
+
+    let mut sig = [0u8; SIGNATURE_LENGTH];
+    sig[..32].copy_from_slice(cap_r.as_bytes());
+    sig[32..].copy_from_slice(s.as_bytes());
+    sig[63] &= 0x7f;
+    sig[63] |= sign_bit;
+    sig
 }
 
 impl fmt::Debug for PublicKey {
@@ -217,39 +269,9 @@ impl PrivateKey {
         parts: &[&[u8]],
         rng: &mut R,
     ) -> [u8; SIGNATURE_LENGTH] {
-        let mut z = Zeroizing::new([0u8; 64]);
-        rng.fill_bytes(z.as_mut());
         let a = Zeroizing::new(Scalar::from_bytes_mod_order(self.0));
-        let ed_public: CompressedEdwardsY = (&*a * ED25519_BASEPOINT_TABLE).compress();
-        let sign_bit = ed_public.as_bytes()[31] & 0x80;
-
-        let mut prefix = [0xffu8; 32];
-        prefix[0] = 0xfe;
-        let mut hasher = Sha512::new();
-        hasher.update(prefix);
-        hasher.update(self.0);
-        for p in parts {
-            hasher.update(p);
-        }
-        hasher.update(z.as_ref());
-        let r = Zeroizing::new(scalar_from_hash(hasher));
-        let cap_r = (&*r * ED25519_BASEPOINT_TABLE).compress();
-
-        let mut hasher = Sha512::new();
-        hasher.update(cap_r.as_bytes());
-        hasher.update(ed_public.as_bytes());
-        for p in parts {
-            hasher.update(p);
-        }
-        let h = scalar_from_hash(hasher);
-        let s = h * *a + *r;
-
-        let mut sig = [0u8; SIGNATURE_LENGTH];
-        sig[..32].copy_from_slice(cap_r.as_bytes());
-        sig[32..].copy_from_slice(s.as_bytes());
-        sig[63] &= 0x7f;
-        sig[63] |= sign_bit;
-        sig
+        let ed_public = (&*a * ED25519_BASEPOINT_TABLE).compress().to_bytes();
+        xeddsa_sign(&self.0, &a, &ed_public, parts, rng)
     }
 }
 
@@ -292,6 +314,107 @@ impl fmt::Debug for KeyPair {
     }
 }
 
+/// An Edwards point with its compressed encoding.
+type EdwardsForm = (EdwardsPoint, [u8; 32]);
+
+/// A public key prepared for verifying many XEdDSA signatures: the Edwards form of the key
+/// for each sign bit is computed once, on first use, and kept.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    key: PublicKey,
+    edwards: [OnceLock<Option<EdwardsForm>>; 2],
+}
+
+impl VerifyingKey {
+    /// Wraps a public key (nothing is computed until the first verification).
+    pub fn new(key: PublicKey) -> Self {
+        Self {
+            key,
+            edwards: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// Verifies like [`PublicKey::verify_signature_multipart`], reusing the cached Edwards form.
+    pub fn verify_multipart(&self, parts: &[&[u8]], signature: &[u8]) -> bool {
+        let Ok(sig) = <&[u8; SIGNATURE_LENGTH]>::try_from(signature) else {
+            return false;
+        };
+        let bit = sig[63] >> 7;
+        let cached = self.edwards[usize::from(bit)].get_or_init(|| {
+            MontgomeryPoint(self.key.0)
+                .to_edwards(bit)
+                .map(|p| (p, p.compress().to_bytes()))
+        });
+        match cached {
+            Some((point, bytes)) => xeddsa_verify(point, bytes, parts, sig),
+            None => false,
+        }
+    }
+}
+
+impl PartialEq for VerifyingKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for VerifyingKey {}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerifyingKey({:?})", self.key)
+    }
+}
+
+/// A private key prepared for signing many messages: its scalar and compressed Edwards public
+/// key are computed once, on first use, and kept (zeroized on drop).
+#[derive(Clone)]
+pub struct SigningKey {
+    key: PrivateKey,
+    prepared: OnceLock<(Zeroizing<Scalar>, [u8; 32])>,
+}
+
+impl SigningKey {
+    /// Wraps a private key (nothing is computed until the first signature).
+    pub fn new(key: PrivateKey) -> Self {
+        Self {
+            key,
+            prepared: OnceLock::new(),
+        }
+    }
+
+    /// The private key.
+    pub fn private_key(&self) -> &PrivateKey {
+        &self.key
+    }
+
+    /// Signs like [`PrivateKey::sign_multipart_with`], reusing the cached Edwards form; the
+    /// signatures are identical for identical randomness.
+    pub fn sign_multipart_with<R: RngCore + CryptoRng>(
+        &self,
+        parts: &[&[u8]],
+        rng: &mut R,
+    ) -> [u8; SIGNATURE_LENGTH] {
+        let (a, ed_public) = self.prepared.get_or_init(|| {
+            let a = Zeroizing::new(Scalar::from_bytes_mod_order(self.key.0));
+            let ed = (&*a * ED25519_BASEPOINT_TABLE).compress().to_bytes();
+            (a, ed)
+        });
+        xeddsa_sign(&self.key.0, a, ed_public, parts, rng)
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +436,34 @@ mod tests {
             assert!(!p.verify_signature(b"hello", &bad));
             assert!(!p.verify_signature(b"hello", &sig[..63]));
         }
+    }
+
+    #[test]
+    fn prepared_keys_match_plain_keys() {
+        use rand_core::SeedableRng;
+        for i in 0..20u64 {
+            let k = PrivateKey::generate();
+            let p = k.public_key();
+            let signer = SigningKey::new(k.clone());
+            let verifier = VerifyingKey::new(p);
+            let mut r1 = rand::rngs::StdRng::seed_from_u64(i);
+            let mut r2 = rand::rngs::StdRng::seed_from_u64(i);
+            let a = k.sign_multipart_with(&[b"ab", b"c"], &mut r1);
+            let b = signer.sign_multipart_with(&[b"ab", b"c"], &mut r2);
+            assert_eq!(a, b, "same randomness, same signature");
+            assert!(verifier.verify_multipart(&[b"abc"], &b));
+            assert!(verifier.verify_multipart(&[b"abc"], &b), "cached path");
+            assert!(!verifier.verify_multipart(&[b"abd"], &b));
+            let mut flipped = b;
+            flipped[63] ^= 0x80;
+            assert!(!verifier.verify_multipart(&[b"abc"], &flipped));
+            assert!(!p.verify_signature(b"abc", &flipped));
+            assert!(!verifier.verify_multipart(&[b"abc"], &b[..63]));
+        }
+        assert_eq!(
+            format!("{:?}", SigningKey::new(PrivateKey::generate())),
+            "SigningKey(<redacted>)"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! textsecure-core: the Signal protocol in pure Rust.
 //!
 //! X25519 / XEdDSA keys with libsignal's encodings, X3DH (session version 3) and PQXDH
-//! (version 4), the Double Ratchet with libsignal's KDFs and wire formats, and libsignal's
-//! storage records. No Python here: the PyO3 layer lives in `textsecure-py`.
+//! (version 4), the Double Ratchet with libsignal's KDFs and wire formats, sender keys (group
+//! messaging, current and WhatsApp-era formats), and libsignal's storage records. No Python
+//! here: the PyO3 layer lives in `textsecure-py`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -10,6 +11,7 @@ pub mod attachments;
 pub mod crypto;
 pub mod curve;
 pub mod error;
+pub mod group;
 pub mod kem;
 pub mod message;
 pub mod prekey;

@@ -67,6 +67,31 @@ pub mod wire {
         #[prost(bytes = "vec", optional, tag = "5")]
         pub signing_key: Option<Vec<u8>>,
     }
+
+    /// The WhatsApp-era (libsignal-protocol-java / python-axolotl) SenderKeyMessage: no
+    /// distribution id; `id` is the chain id.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct LegacySenderKeyMessage {
+        #[prost(uint32, optional, tag = "1")]
+        pub id: Option<u32>,
+        #[prost(uint32, optional, tag = "2")]
+        pub iteration: Option<u32>,
+        #[prost(bytes = "vec", optional, tag = "3")]
+        pub ciphertext: Option<Vec<u8>>,
+    }
+
+    /// The WhatsApp-era SenderKeyDistributionMessage.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct LegacySenderKeyDistributionMessage {
+        #[prost(uint32, optional, tag = "1")]
+        pub id: Option<u32>,
+        #[prost(uint32, optional, tag = "2")]
+        pub iteration: Option<u32>,
+        #[prost(bytes = "vec", optional, tag = "3")]
+        pub chain_key: Option<Vec<u8>>,
+        #[prost(bytes = "vec", optional, tag = "4")]
+        pub signing_key: Option<Vec<u8>>,
+    }
 }
 
 /// Storage records (libsignal `storage.proto`, proto3).

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::curve::PublicKey;
 use crate::error::{Error, Result};
+use crate::group::{DistributionKey, SenderKeyRecord};
 use crate::prekey::{IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord};
 use crate::state::SessionRecord;
 
@@ -122,6 +123,44 @@ pub trait ProtocolStore {
     ///
     /// [`Error::InvalidMessage`]: crate::Error::InvalidMessage
     fn record_base_key(&mut self, signed_prekey_id: u32, base_key: &PublicKey) -> Result<()>;
+
+    /// The sender-key record of (`sender`, `distribution`), if any.
+    fn load_sender_key(
+        &self,
+        sender: &Address,
+        distribution: &DistributionKey,
+    ) -> Result<Option<SenderKeyRecord>>;
+    /// Saves the sender-key record of (`sender`, `distribution`).
+    fn store_sender_key(
+        &mut self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        record: &SenderKeyRecord,
+    ) -> Result<()>;
+    /// Runs `f` on the sender-key record (None if there is none). The default loads a copy;
+    /// in-memory stores lend theirs.
+    fn read_sender_key<R>(
+        &self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        f: impl FnOnce(Option<&SenderKeyRecord>) -> Result<R>,
+    ) -> Result<R> {
+        let record = self.load_sender_key(sender, distribution)?;
+        f(record.as_ref())
+    }
+    /// Applies `f` to the sender-key record (an empty one if there is none) and saves it.
+    fn update_sender_key(
+        &mut self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        f: impl FnOnce(&mut SenderKeyRecord),
+    ) -> Result<()> {
+        let mut record = self
+            .load_sender_key(sender, distribution)?
+            .unwrap_or_default();
+        f(&mut record);
+        self.store_sender_key(sender, distribution, &record)
+    }
 }
 
 /// Every store in memory.
@@ -141,6 +180,8 @@ pub struct InMemoryStore {
     pub kyber_prekeys: HashMap<u32, (KyberPreKeyRecord, bool)>,
     /// Base keys of sessions set up without a one-time EC prekey, per signed prekey id.
     pub used_base_keys: HashMap<u32, HashSet<PublicKey>>,
+    /// Sender-key records by (sender, distribution).
+    pub sender_keys: HashMap<(Address, DistributionKey), SenderKeyRecord>,
 }
 
 impl InMemoryStore {
@@ -155,6 +196,7 @@ impl InMemoryStore {
             signed_prekeys: HashMap::new(),
             kyber_prekeys: HashMap::new(),
             used_base_keys: HashMap::new(),
+            sender_keys: HashMap::new(),
         }
     }
 
@@ -247,5 +289,47 @@ impl ProtocolStore for InMemoryStore {
                 "PreKeySignalMessage replayed (base key already used)",
             ))
         }
+    }
+    fn load_sender_key(
+        &self,
+        sender: &Address,
+        distribution: &DistributionKey,
+    ) -> Result<Option<SenderKeyRecord>> {
+        Ok(self
+            .sender_keys
+            .get(&(sender.clone(), distribution.clone()))
+            .cloned())
+    }
+    fn store_sender_key(
+        &mut self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        record: &SenderKeyRecord,
+    ) -> Result<()> {
+        self.sender_keys
+            .insert((sender.clone(), distribution.clone()), record.clone());
+        Ok(())
+    }
+    fn read_sender_key<R>(
+        &self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        f: impl FnOnce(Option<&SenderKeyRecord>) -> Result<R>,
+    ) -> Result<R> {
+        f(self
+            .sender_keys
+            .get(&(sender.clone(), distribution.clone())))
+    }
+    fn update_sender_key(
+        &mut self,
+        sender: &Address,
+        distribution: &DistributionKey,
+        f: impl FnOnce(&mut SenderKeyRecord),
+    ) -> Result<()> {
+        f(self
+            .sender_keys
+            .entry((sender.clone(), distribution.clone()))
+            .or_default());
+        Ok(())
     }
 }

@@ -1,7 +1,12 @@
 //! Piece-by-piece checks of SPQR against the libsignal 0.103 trace: erasure-code chunks, header
 //! and ciphertext MACs, ML-KEM layouts, epoch secrets / authenticator / chain epochs on both
 //! sides, and every message's SPQR key (recomputing the libsignal message MAC with it as salt).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)] // test helpers
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)] // test helpers
 
 #[path = "spqr_common/mod.rs"]
 mod common;

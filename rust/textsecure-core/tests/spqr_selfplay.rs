@@ -1,6 +1,11 @@
 //! Two SPQR states talking to each other: ping-pong over several epochs, one-way bursts, loss and
 //! reordering, version negotiation, and hostile input (errors, never panics, `self` unchanged).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)] // test helpers
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)] // test helpers
 
 #[path = "spqr_common/mod.rs"]
 mod common;

@@ -10,6 +10,7 @@ mod attachments;
 mod cipher;
 mod convert;
 mod errors;
+mod groups;
 mod hazmat;
 mod keys;
 mod messages;
@@ -24,6 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     messages::register(m)?;
     store::register(m)?;
     cipher::register(m)?;
+    groups::register(m)?;
     attachments::register(m)?;
     hazmat::register(m)?;
     Ok(())

@@ -138,7 +138,8 @@ impl PreKeySignalMessage {
     }
 }
 
-/// Parses a 1:1 message by its `CiphertextMessageType` (2 whisper, 3 prekey).
+/// Parses a message by its `CiphertextMessageType` (2 whisper, 3 prekey, 7 sender key in
+/// the current format).
 #[pyfunction]
 #[pyo3(name = "parse_message")]
 pub(crate) fn parse_message(
@@ -158,6 +159,7 @@ pub(crate) fn parse_message(
     match t {
         2 => Ok(Py::new(py, SignalMessage::from_bytes(body)?)?.into_any()),
         3 => Ok(Py::new(py, PreKeySignalMessage::from_bytes(body)?)?.into_any()),
+        7 => Ok(Py::new(py, crate::groups::SenderKeyMessage::from_bytes(body)?)?.into_any()),
         _ => Err(to_py(textsecure_core::Error::InvalidMessage(
             "unknown message type",
         ))),

@@ -253,6 +253,47 @@ impl MemoryStore {
             self.inner.prekeys.len()
         )
     }
+
+    /// A snapshot of the sender-key record of (`sender`, `distribution_id`), or None. A
+    /// `uuid.UUID` names a current-format distribution, a `str` a legacy group id.
+    fn sender_key(
+        &self,
+        sender: &Bound<'_, Address>,
+        distribution_id: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<crate::groups::SenderKeyRecord>> {
+        let key = crate::groups::distribution_key_arg(distribution_id)?;
+        Ok(self
+            .inner
+            .sender_keys
+            .get(&(sender.get().inner.clone(), key))
+            .map(|r| crate::groups::SenderKeyRecord { inner: r.clone() }))
+    }
+    /// Stores (replaces) the sender-key record of (`sender`, `distribution_id`).
+    fn save_sender_key(
+        &mut self,
+        sender: &Bound<'_, Address>,
+        distribution_id: &Bound<'_, PyAny>,
+        record: &Bound<'_, crate::groups::SenderKeyRecord>,
+    ) -> PyResult<()> {
+        let key = crate::groups::distribution_key_arg(distribution_id)?;
+        self.inner.sender_keys.insert(
+            (sender.get().inner.clone(), key),
+            record.get().inner.clone(),
+        );
+        Ok(())
+    }
+    /// Forgets the sender-key record of (`sender`, `distribution_id`).
+    fn remove_sender_key(
+        &mut self,
+        sender: &Bound<'_, Address>,
+        distribution_id: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let key = crate::groups::distribution_key_arg(distribution_id)?;
+        self.inner
+            .sender_keys
+            .remove(&(sender.get().inner.clone(), key));
+        Ok(())
+    }
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

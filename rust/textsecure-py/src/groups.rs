@@ -1,0 +1,571 @@
+//! Sender keys (`GroupCipher`, `LegacyGroupCipher`), their messages and record, and the
+//! 1:1 fan-out (`encrypt_fanout`).
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString, PyType};
+
+use textsecure_core::group::{self, DistributionKey};
+use textsecure_core::message::{CiphertextMessage, SENDERKEY_TYPE};
+use textsecure_core::session;
+
+use crate::convert::{message_type, BytesLike};
+use crate::errors::{to_py_for, CoreResultExt};
+use crate::keys::PublicKey;
+use crate::messages::{PreKeySignalMessage, SignalMessage};
+use crate::store::{Address, MemoryStore};
+
+static UUID_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn uuid_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    UUID_CLASS.import(py, "uuid", "UUID")
+}
+
+/// `uuid.UUID(bytes=...)`.
+fn new_uuid<'py>(py: Python<'py>, bytes: &[u8; 16]) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("bytes", PyBytes::new(py, bytes))?;
+    uuid_class(py)?.call((), Some(&kwargs))
+}
+
+/// The 16 bytes of a `uuid.UUID`.
+fn uuid_arg(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 16]> {
+    if !obj.is_instance(uuid_class(obj.py())?)? {
+        return Err(PyTypeError::new_err(format!(
+            "distribution_id must be a uuid.UUID, got {}",
+            obj.get_type().name()?
+        )));
+    }
+    let b: Vec<u8> = obj.getattr("bytes")?.extract()?;
+    <[u8; 16]>::try_from(b.as_slice()).map_err(|_| PyTypeError::new_err("bad uuid.UUID"))
+}
+
+/// A store key: a `uuid.UUID` names a current-format distribution, a `str` a legacy group.
+pub(crate) fn distribution_key_arg(obj: &Bound<'_, PyAny>) -> PyResult<DistributionKey> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(DistributionKey::GroupId(s.to_str()?.to_owned()));
+    }
+    uuid_arg(obj)
+        .map(DistributionKey::Uuid)
+        .map_err(|_| PyTypeError::new_err("distribution id must be a uuid.UUID or a group id str"))
+}
+
+fn memory_store(store: &Bound<'_, PyAny>) -> PyResult<Py<MemoryStore>> {
+    Ok(store
+        .cast::<MemoryStore>()
+        .map_err(|_| PyTypeError::new_err("store must be a textsecure MemoryStore"))?
+        .clone()
+        .unbind())
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------
+
+/// A current-format SenderKeyDistributionMessage. Its bytes hold the chain key (secret).
+#[pyclass(
+    module = "textsecure._native",
+    name = "SenderKeyDistributionMessage",
+    frozen
+)]
+pub(crate) struct SenderKeyDistributionMessage {
+    pub(crate) inner: group::SenderKeyDistributionMessage,
+}
+
+#[pymethods]
+impl SenderKeyDistributionMessage {
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: group::SenderKeyDistributionMessage::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.serialized())
+    }
+    #[getter]
+    fn version(&self) -> u8 {
+        self.inner.message_version()
+    }
+    #[getter]
+    fn distribution_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        new_uuid(py, &self.inner.distribution_id().unwrap_or_default())
+    }
+    #[getter]
+    fn chain_id(&self) -> u32 {
+        self.inner.chain_id()
+    }
+    #[getter]
+    fn iteration(&self) -> u32 {
+        self.inner.iteration()
+    }
+    #[getter]
+    fn signing_key(&self) -> PublicKey {
+        PublicKey {
+            inner: *self.inner.signing_key(),
+        }
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<SenderKeyDistributionMessage distribution_id={} chain_id={} iteration={}>",
+            self.distribution_id(py)?.str()?,
+            self.inner.chain_id(),
+            self.inner.iteration()
+        ))
+    }
+}
+
+/// A current-format SenderKeyMessage (type 7).
+#[pyclass(module = "textsecure._native", name = "SenderKeyMessage", frozen)]
+pub(crate) struct SenderKeyMessage {
+    pub(crate) inner: group::SenderKeyMessage,
+}
+
+#[pymethods]
+impl SenderKeyMessage {
+    #[staticmethod]
+    pub(crate) fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: group::SenderKeyMessage::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.serialized())
+    }
+    #[getter]
+    fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        message_type(py, SENDERKEY_TYPE)
+    }
+    #[getter]
+    fn version(&self) -> u8 {
+        self.inner.message_version()
+    }
+    #[getter]
+    fn distribution_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        new_uuid(py, &self.inner.distribution_id().unwrap_or_default())
+    }
+    #[getter]
+    fn chain_id(&self) -> u32 {
+        self.inner.chain_id()
+    }
+    #[getter]
+    fn iteration(&self) -> u32 {
+        self.inner.iteration()
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<SenderKeyMessage distribution_id={} chain_id={} iteration={} size={}>",
+            self.distribution_id(py)?.str()?,
+            self.inner.chain_id(),
+            self.inner.iteration(),
+            self.inner.serialized().len()
+        ))
+    }
+}
+
+/// A WhatsApp-era SenderKeyDistributionMessage (no distribution id). Its bytes hold the
+/// chain key (secret).
+#[pyclass(
+    module = "textsecure._native",
+    name = "LegacySenderKeyDistributionMessage",
+    frozen
+)]
+pub(crate) struct LegacySenderKeyDistributionMessage {
+    pub(crate) inner: group::SenderKeyDistributionMessage,
+}
+
+#[pymethods]
+impl LegacySenderKeyDistributionMessage {
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: group::SenderKeyDistributionMessage::deserialize_legacy(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.serialized())
+    }
+    #[getter]
+    fn version(&self) -> u8 {
+        self.inner.message_version()
+    }
+    /// The chain id (the legacy format's `id` field).
+    #[getter]
+    fn chain_id(&self) -> u32 {
+        self.inner.chain_id()
+    }
+    #[getter]
+    fn iteration(&self) -> u32 {
+        self.inner.iteration()
+    }
+    #[getter]
+    fn signing_key(&self) -> PublicKey {
+        PublicKey {
+            inner: *self.inner.signing_key(),
+        }
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<LegacySenderKeyDistributionMessage chain_id={} iteration={}>",
+            self.inner.chain_id(),
+            self.inner.iteration()
+        )
+    }
+}
+
+/// A WhatsApp-era SenderKeyMessage (python-axolotl's type 4; `.type` is SENDERKEY = 7).
+#[pyclass(module = "textsecure._native", name = "LegacySenderKeyMessage", frozen)]
+pub(crate) struct LegacySenderKeyMessage {
+    pub(crate) inner: group::SenderKeyMessage,
+}
+
+#[pymethods]
+impl LegacySenderKeyMessage {
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: group::SenderKeyMessage::deserialize_legacy(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.serialized())
+    }
+    #[getter]
+    fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        message_type(py, SENDERKEY_TYPE)
+    }
+    #[getter]
+    fn version(&self) -> u8 {
+        self.inner.message_version()
+    }
+    /// The chain id (the legacy format's `id` field).
+    #[getter]
+    fn chain_id(&self) -> u32 {
+        self.inner.chain_id()
+    }
+    #[getter]
+    fn iteration(&self) -> u32 {
+        self.inner.iteration()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<LegacySenderKeyMessage chain_id={} iteration={} size={}>",
+            self.inner.chain_id(),
+            self.inner.iteration(),
+            self.inner.serialized().len()
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Record
+// ---------------------------------------------------------------------------------------
+
+/// The sender-key states of one (sender, distribution), in libsignal's storage format.
+#[pyclass(module = "textsecure._native", name = "SenderKeyRecord", frozen)]
+pub(crate) struct SenderKeyRecord {
+    pub(crate) inner: group::SenderKeyRecord,
+}
+
+#[pymethods]
+impl SenderKeyRecord {
+    #[staticmethod]
+    fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
+        Ok(Self {
+            inner: group::SenderKeyRecord::deserialize(&data).py()?,
+        })
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.serialize())
+    }
+    /// The chain ids of the states, newest first.
+    #[getter]
+    fn chain_ids(&self) -> Vec<u32> {
+        self.inner
+            .states()
+            .map(group::SenderKeyState::chain_id)
+            .collect()
+    }
+    /// The next iteration of the newest state (None for an empty record).
+    #[getter]
+    fn iteration(&self) -> Option<u32> {
+        self.inner
+            .states()
+            .next()
+            .map(group::SenderKeyState::iteration)
+    }
+    fn __len__(&self) -> usize {
+        self.inner.states().len()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<SenderKeyRecord states={} chain_ids={:?}>",
+            self.inner.states().len(),
+            self.chain_ids()
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ciphers
+// ---------------------------------------------------------------------------------------
+
+/// Sender keys in the current (libsignal) format for one distribution id.
+#[pyclass(module = "textsecure._native", name = "GroupCipher", frozen)]
+pub(crate) struct GroupCipher {
+    store: Py<MemoryStore>,
+    key: DistributionKey,
+    distribution_id: Py<PyAny>,
+}
+
+#[pymethods]
+impl GroupCipher {
+    #[new]
+    fn new(store: &Bound<'_, PyAny>, distribution_id: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let id = uuid_arg(distribution_id)?;
+        Ok(Self {
+            store: memory_store(store)?,
+            key: DistributionKey::Uuid(id),
+            distribution_id: distribution_id.clone().unbind(),
+        })
+    }
+
+    #[getter]
+    fn distribution_id(&self, py: Python<'_>) -> Py<PyAny> {
+        self.distribution_id.clone_ref(py)
+    }
+
+    /// Our distribution message (creates our sender key on first use).
+    fn create_distribution(
+        &self,
+        py: Python<'_>,
+        sender: &Bound<'_, Address>,
+    ) -> PyResult<SenderKeyDistributionMessage> {
+        let mut store = self.store.borrow_mut(py);
+        let inner =
+            group::create_distribution(&mut store.inner, &sender.get().inner, &self.key).py()?;
+        Ok(SenderKeyDistributionMessage { inner })
+    }
+
+    /// Stores the sender key that `sender` distributed (for this distribution id).
+    fn process_distribution(
+        &self,
+        py: Python<'_>,
+        sender: &Bound<'_, Address>,
+        message: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let m = message
+            .cast::<SenderKeyDistributionMessage>()
+            .map_err(|_| PyTypeError::new_err("message must be a SenderKeyDistributionMessage"))?;
+        let mut store = self.store.borrow_mut(py);
+        group::process_distribution(
+            &mut store.inner,
+            &sender.get().inner,
+            &self.key,
+            &m.get().inner,
+        )
+        .py()
+    }
+
+    /// Encrypts and signs with our sender key.
+    fn encrypt(
+        &self,
+        py: Python<'_>,
+        sender: &Bound<'_, Address>,
+        plaintext: BytesLike<'_>,
+    ) -> PyResult<SenderKeyMessage> {
+        let mut store = self.store.borrow_mut(py);
+        let inner =
+            group::encrypt(&mut store.inner, &sender.get().inner, &self.key, &plaintext).py()?;
+        Ok(SenderKeyMessage { inner })
+    }
+
+    /// Verifies and decrypts a message from `sender`. On any failure nothing is stored.
+    fn decrypt<'py>(
+        &self,
+        py: Python<'py>,
+        sender: &Bound<'py, Address>,
+        message: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let m = message
+            .cast::<SenderKeyMessage>()
+            .map_err(|_| PyTypeError::new_err("message must be a SenderKeyMessage"))?;
+        let mut store = self.store.borrow_mut(py);
+        let pt = group::decrypt(
+            &mut store.inner,
+            &sender.get().inner,
+            &self.key,
+            &m.get().inner,
+        )
+        .py()?;
+        Ok(PyBytes::new(py, &pt))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<GroupCipher distribution_id={}>",
+            self.distribution_id.bind(py).str()?
+        ))
+    }
+}
+
+/// Sender keys in the WhatsApp-era format, named by a group id string.
+#[pyclass(module = "textsecure._native", name = "LegacyGroupCipher", frozen)]
+pub(crate) struct LegacyGroupCipher {
+    store: Py<MemoryStore>,
+    key: DistributionKey,
+    group_id: String,
+}
+
+#[pymethods]
+impl LegacyGroupCipher {
+    #[new]
+    fn new(store: &Bound<'_, PyAny>, group_id: String) -> PyResult<Self> {
+        Ok(Self {
+            store: memory_store(store)?,
+            key: DistributionKey::GroupId(group_id.clone()),
+            group_id,
+        })
+    }
+
+    #[getter]
+    fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// Our distribution message (creates our sender key on first use).
+    fn create_distribution(
+        &self,
+        py: Python<'_>,
+        sender: &Bound<'_, Address>,
+    ) -> PyResult<LegacySenderKeyDistributionMessage> {
+        let mut store = self.store.borrow_mut(py);
+        let inner =
+            group::create_distribution(&mut store.inner, &sender.get().inner, &self.key).py()?;
+        Ok(LegacySenderKeyDistributionMessage { inner })
+    }
+
+    /// Stores the sender key that `sender` distributed; takes a
+    /// LegacySenderKeyDistributionMessage or its bytes.
+    fn process_distribution(
+        &self,
+        py: Python<'_>,
+        sender: &Bound<'_, Address>,
+        message: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let parsed;
+        let m = match message.cast::<LegacySenderKeyDistributionMessage>() {
+            Ok(m) => &m.get().inner,
+            Err(_) => {
+                let data: BytesLike<'_> = message.extract().map_err(|_| {
+                    PyTypeError::new_err(
+                        "message must be a LegacySenderKeyDistributionMessage or bytes",
+                    )
+                })?;
+                parsed = group::SenderKeyDistributionMessage::deserialize_legacy(&data).py()?;
+                &parsed
+            }
+        };
+        let mut store = self.store.borrow_mut(py);
+        group::process_distribution(&mut store.inner, &sender.get().inner, &self.key, m).py()
+    }
+
+    /// Encrypts and signs with our sender key.
+    fn encrypt(
+        &self,
+        py: Python<'_>,
+        sender: &Bound<'_, Address>,
+        plaintext: BytesLike<'_>,
+    ) -> PyResult<LegacySenderKeyMessage> {
+        let mut store = self.store.borrow_mut(py);
+        let inner =
+            group::encrypt(&mut store.inner, &sender.get().inner, &self.key, &plaintext).py()?;
+        Ok(LegacySenderKeyMessage { inner })
+    }
+
+    /// Verifies and decrypts a LegacySenderKeyMessage (or its bytes) from `sender`.
+    fn decrypt<'py>(
+        &self,
+        py: Python<'py>,
+        sender: &Bound<'py, Address>,
+        message: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let parsed;
+        let m = match message.cast::<LegacySenderKeyMessage>() {
+            Ok(m) => &m.get().inner,
+            Err(_) => {
+                let data: BytesLike<'_> = message.extract().map_err(|_| {
+                    PyTypeError::new_err("message must be a LegacySenderKeyMessage or bytes")
+                })?;
+                parsed = group::SenderKeyMessage::deserialize_legacy(&data).py()?;
+                &parsed
+            }
+        };
+        let mut store = self.store.borrow_mut(py);
+        let pt = group::decrypt(&mut store.inner, &sender.get().inner, &self.key, m).py()?;
+        Ok(PyBytes::new(py, &pt))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<LegacyGroupCipher group_id={:?}>", self.group_id)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fan-out
+// ---------------------------------------------------------------------------------------
+
+/// Encrypts `plaintext` to each address over its 1:1 session. Returns a dict from address
+/// to the message, or to the `textsecure.errors` exception for that address (the loop never
+/// stops at a failure; a failed address keeps its session unchanged). Repeated addresses
+/// are encrypted to once.
+#[pyfunction]
+pub(crate) fn encrypt_fanout<'py>(
+    py: Python<'py>,
+    store: &Bound<'py, PyAny>,
+    addresses: &Bound<'py, PyAny>,
+    plaintext: BytesLike<'_>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let store = memory_store(store)?;
+    // Check every argument before the first encryption, so a TypeError changes nothing.
+    let mut targets: Vec<Bound<'py, Address>> = Vec::new();
+    for item in addresses.try_iter()? {
+        let item = item?;
+        let addr = item
+            .cast_into::<Address>()
+            .map_err(|_| PyTypeError::new_err("addresses must be textsecure Address objects"))?;
+        targets.push(addr);
+    }
+    let out = PyDict::new(py);
+    let mut store = store.borrow_mut(py);
+    for addr in targets {
+        if out.contains(&addr)? {
+            continue;
+        }
+        let remote = addr.get();
+        let value = match session::encrypt(&mut store.inner, &remote.inner, &plaintext) {
+            Ok(CiphertextMessage::Whisper(m)) => {
+                Py::new(py, SignalMessage { inner: m })?.into_any()
+            }
+            Ok(CiphertextMessage::PreKey(m)) => {
+                Py::new(py, PreKeySignalMessage { inner: m })?.into_any()
+            }
+            Err(e) => to_py_for(py, e, remote).into_value(py).into_any(),
+        };
+        out.set_item(&addr, value)?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SenderKeyDistributionMessage>()?;
+    m.add_class::<SenderKeyMessage>()?;
+    m.add_class::<LegacySenderKeyDistributionMessage>()?;
+    m.add_class::<LegacySenderKeyMessage>()?;
+    m.add_class::<SenderKeyRecord>()?;
+    m.add_class::<GroupCipher>()?;
+    m.add_class::<LegacyGroupCipher>()?;
+    m.add_function(wrap_pyfunction!(encrypt_fanout, m)?)?;
+    Ok(())
+}
