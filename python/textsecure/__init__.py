@@ -10,6 +10,7 @@ from __future__ import annotations
 from textsecure import errors, hazmat
 from textsecure._native import (
     Address,
+    Fingerprint,
     IdentityKey,
     IdentityKeyPair,
     KyberKeyPair,
@@ -33,6 +34,7 @@ from textsecure.enums import MessageType, PqRatchet
 
 __all__ = [
     "Address",
+    "Fingerprint",
     "IdentityKey",
     "IdentityKeyPair",
     "KyberKeyPair",

@@ -317,3 +317,25 @@ def hazmat_xeddsa_sign(private: Buffer, message: Buffer) -> bytes: ...
 def hazmat_xeddsa_verify(public33: Buffer, message: Buffer, signature: Buffer) -> bool: ...
 
 # --- attachments ---
+
+# --- fingerprint / sealed sender ---
+
+@final
+class Fingerprint:
+    @staticmethod
+    def create(
+        *,
+        local_id: Buffer,
+        local_key: PublicKey | Buffer,
+        remote_id: Buffer,
+        remote_key: PublicKey | Buffer,
+        version: int = 2,
+        iterations: int = 5200,
+    ) -> Fingerprint: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def displayable(self) -> str: ...
+    @property
+    def scannable(self) -> bytes: ...
+    def matches(self, other_scannable: Buffer) -> bool: ...

@@ -10,6 +10,7 @@ pub mod attachments;
 pub mod crypto;
 pub mod curve;
 pub mod error;
+pub mod fingerprint;
 pub mod kem;
 pub mod message;
 pub mod prekey;

@@ -10,6 +10,7 @@ mod attachments;
 mod cipher;
 mod convert;
 mod errors;
+mod fingerprint;
 mod hazmat;
 mod keys;
 mod messages;
@@ -26,5 +27,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     cipher::register(m)?;
     attachments::register(m)?;
     hazmat::register(m)?;
+    fingerprint::register(m)?;
     Ok(())
 }
