@@ -15,6 +15,7 @@ mod hazmat;
 mod keys;
 mod messages;
 mod records;
+mod sealed;
 mod store;
 
 #[pymodule(gil_used = true)]
@@ -28,5 +29,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     attachments::register(m)?;
     hazmat::register(m)?;
     fingerprint::register(m)?;
+    sealed::register(m)?;
     Ok(())
 }
