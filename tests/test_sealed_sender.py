@@ -167,12 +167,13 @@ def test_v1_and_v2_roundtrip_functional() -> None:
         )
     with pytest.raises(errors.InvalidArgument):
         ts.sealed_sender_multi_recipient_message_for_single_recipient(sent)
-    for bad in (
+    bads: list[list[tuple[str, ts.PublicKey, list[tuple[int, int]]]]] = [
         [("alice", bob.public_key, [(1, 1)])],  # not a service id
         [(bob_id, bob.public_key, [])],  # no devices
         [(bob_id, bob.public_key, [(128, 1)])],  # device id
         [(bob_id, bob.public_key, [(1, 0x4000)])],  # registration id
-    ):
+    ]
+    for bad in bads:
         with pytest.raises(errors.InvalidArgument):
             ts.sealed_sender_multi_recipient_encrypt(content, bad, sender=alice)
     with pytest.raises(errors.InvalidArgument):

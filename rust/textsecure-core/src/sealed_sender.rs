@@ -619,19 +619,16 @@ impl UnidentifiedSenderMessageContent {
 // v1
 // ---------------------------------------------------------------------------------------------
 
+/// A 32-byte secret, zeroized on drop.
+type Key32 = Zeroizing<[u8; 32]>;
+
 struct V1EphemeralKeys {
     chain_key: Zeroizing<[u8; 32]>,
     cipher_key: Zeroizing<[u8; 32]>,
     mac_key: Zeroizing<[u8; 32]>,
 }
 
-fn split96(
-    okm: &[u8; 96],
-) -> (
-    Zeroizing<[u8; 32]>,
-    Zeroizing<[u8; 32]>,
-    Zeroizing<[u8; 32]>,
-) {
+fn split96(okm: &[u8; 96]) -> (Key32, Key32, Key32) {
     let mut a = Zeroizing::new([0u8; 32]);
     let mut b = Zeroizing::new([0u8; 32]);
     let mut c = Zeroizing::new([0u8; 32]);
@@ -665,7 +662,7 @@ fn v1_static_keys(
     shared: &[u8; 32],
     chain_key: &[u8; 32],
     encrypted_static: &[u8],
-) -> Result<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>)> {
+) -> Result<(Key32, Key32)> {
     let mut salt = Vec::with_capacity(32 + encrypted_static.len());
     salt.extend_from_slice(chain_key);
     salt.extend_from_slice(encrypted_static);
