@@ -2,12 +2,12 @@
 # Users import from `textsecure`, never from `textsecure._native`.
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal, final, overload
 
 from typing_extensions import Buffer, disjoint_base
 
-from textsecure.enums import MessageType, PqRatchet
+from textsecure.enums import ContentHint, MessageType, PqRatchet
 from textsecure.errors import TextSecureError
 
 __version__: str
@@ -546,3 +546,210 @@ class LegacyGroupCipher:
 def encrypt_fanout(
     store: MemoryStore, addresses: Iterable[Address], plaintext: Buffer
 ) -> dict[Address, SignalMessage | PreKeySignalMessage | TextSecureError]: ...
+
+# --- fingerprint / sealed sender ---
+
+@final
+class Fingerprint:
+    @staticmethod
+    def create(
+        *,
+        local_id: Buffer,
+        local_key: PublicKey | Buffer,
+        remote_id: Buffer,
+        remote_key: PublicKey | Buffer,
+        version: int = 2,
+        iterations: int = 5200,
+    ) -> Fingerprint: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def displayable(self) -> str: ...
+    @property
+    def scannable(self) -> bytes: ...
+    def matches(self, other_scannable: Buffer) -> bool: ...
+
+@final
+class ServerCertificate:
+    @staticmethod
+    def create(
+        key_id: int, key: PublicKey | Buffer, trust_root: PrivateKey | Buffer
+    ) -> ServerCertificate: ...
+    @staticmethod
+    def from_bytes(data: Buffer) -> ServerCertificate: ...
+    def __bytes__(self) -> bytes: ...
+    @property
+    def key_id(self) -> int: ...
+    @property
+    def key(self) -> PublicKey: ...
+    @property
+    def certificate(self) -> bytes: ...
+    @property
+    def signature(self) -> bytes: ...
+    def validate(self, trust_root: PublicKey | Buffer | Sequence[PublicKey | Buffer]) -> None: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class SenderCertificate:
+    @staticmethod
+    def create(
+        *,
+        sender_uuid: str,
+        sender_device_id: int,
+        identity_key: PublicKey | Buffer,
+        expiration: int,
+        server_certificate: ServerCertificate,
+        server_key: PrivateKey | Buffer,
+        sender_e164: str | None = None,
+    ) -> SenderCertificate: ...
+    @staticmethod
+    def from_bytes(data: Buffer) -> SenderCertificate: ...
+    def __bytes__(self) -> bytes: ...
+    @property
+    def sender_uuid(self) -> str: ...
+    @property
+    def sender_e164(self) -> str | None: ...
+    @property
+    def sender_device_id(self) -> int: ...
+    @property
+    def sender_address(self) -> Address: ...
+    @property
+    def identity_key(self) -> IdentityKey: ...
+    @property
+    def expiration(self) -> int: ...
+    @property
+    def server_certificate(self) -> ServerCertificate | None: ...
+    @property
+    def server_certificate_id(self) -> int: ...
+    @property
+    def certificate(self) -> bytes: ...
+    @property
+    def signature(self) -> bytes: ...
+    def validate(
+        self,
+        trust_root: PublicKey | Buffer | Sequence[PublicKey | Buffer],
+        timestamp: int,
+        *,
+        server_certificates: Sequence[ServerCertificate] | None = None,
+    ) -> None: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class UnidentifiedSenderMessageContent:
+    def __new__(
+        cls,
+        message_type: int,
+        sender_certificate: SenderCertificate,
+        contents: Buffer,
+        *,
+        content_hint: int = 0,
+        group_id: Buffer | None = None,
+    ) -> UnidentifiedSenderMessageContent: ...
+    @staticmethod
+    def from_bytes(data: Buffer) -> UnidentifiedSenderMessageContent: ...
+    def __bytes__(self) -> bytes: ...
+    @property
+    def message_type(self) -> MessageType: ...
+    @property
+    def sender_certificate(self) -> SenderCertificate: ...
+    @property
+    def sender(self) -> Address: ...
+    @property
+    def contents(self) -> bytes: ...
+    @property
+    def content_hint(self) -> ContentHint | int: ...
+    @property
+    def group_id(self) -> bytes | None: ...
+
+@final
+class SealedSenderResult:
+    @property
+    def sender(self) -> Address: ...
+    @property
+    def sender_uuid(self) -> str: ...
+    @property
+    def sender_e164(self) -> str | None: ...
+    @property
+    def device_id(self) -> int: ...
+    @property
+    def message_type(self) -> MessageType: ...
+    @property
+    def content_hint(self) -> ContentHint | int: ...
+    @property
+    def group_id(self) -> bytes | None: ...
+    @property
+    def plaintext(self) -> bytes: ...
+    @property
+    def content(self) -> UnidentifiedSenderMessageContent: ...
+
+@final
+class SealedSenderMultiRecipientMessage:
+    @staticmethod
+    def from_bytes(data: Buffer) -> SealedSenderMultiRecipientMessage: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def recipients(self) -> dict[str, list[tuple[int, int]]]: ...
+    @property
+    def excluded_recipients(self) -> list[str]: ...
+    def message_for_recipient(self, service_id: str) -> bytes: ...
+
+@final
+class SealedSessionCipher:
+    def __new__(cls, store: MemoryStore) -> SealedSessionCipher: ...
+    def encrypt(
+        self,
+        remote: Address,
+        plaintext: Buffer,
+        sender_certificate: SenderCertificate,
+        *,
+        content_hint: int = 0,
+        group_id: Buffer | None = None,
+    ) -> bytes: ...
+    def seal(self, remote: Address, content: UnidentifiedSenderMessageContent) -> bytes: ...
+    def multi_recipient_encrypt(
+        self,
+        recipients: Sequence[Address],
+        content: UnidentifiedSenderMessageContent,
+        *,
+        excluded: Sequence[str] = ...,
+        threads: int | None = None,
+    ) -> bytes: ...
+    def decrypt_to_usmc(self, data: Buffer) -> UnidentifiedSenderMessageContent: ...
+    def unseal(
+        self,
+        data: Buffer,
+        *,
+        trust_root: PublicKey | Buffer | Sequence[PublicKey | Buffer],
+        timestamp: int,
+        local_address: Address | None = None,
+        server_certificates: Sequence[ServerCertificate] | None = None,
+    ) -> UnidentifiedSenderMessageContent: ...
+    def decrypt(
+        self,
+        data: Buffer,
+        *,
+        trust_root: PublicKey | Buffer | Sequence[PublicKey | Buffer],
+        timestamp: int,
+        local_address: Address | None = None,
+        server_certificates: Sequence[ServerCertificate] | None = None,
+    ) -> SealedSenderResult: ...
+
+def sealed_sender_encrypt(
+    content: UnidentifiedSenderMessageContent,
+    *,
+    sender: IdentityKeyPair,
+    recipient: PublicKey | Buffer,
+) -> bytes: ...
+def sealed_sender_multi_recipient_encrypt(
+    content: UnidentifiedSenderMessageContent,
+    recipients: Sequence[tuple[str, PublicKey | Buffer, Sequence[tuple[int, int]]]],
+    *,
+    sender: IdentityKeyPair,
+    excluded: Sequence[str] = ...,
+    threads: int | None = None,
+) -> bytes: ...
+def sealed_sender_decrypt_to_usmc(
+    data: Buffer, identity: IdentityKeyPair
+) -> UnidentifiedSenderMessageContent: ...
+def sealed_sender_multi_recipient_message_for_single_recipient(data: Buffer) -> bytes: ...

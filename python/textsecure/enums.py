@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["MessageType", "PqRatchet"]
+__all__ = ["ContentHint", "MessageType", "PqRatchet"]
 
 
 class MessageType(enum.IntEnum):
@@ -23,3 +23,14 @@ class PqRatchet(enum.Enum):
     REQUIRED = "required"
     #: Offer SPQR but accept a peer without it (libsignal 0.83 to 0.91).
     PREFERRED = "preferred"
+
+
+class ContentHint(enum.IntEnum):
+    """Sealed sender's content hint: how a receiver that cannot decrypt should react."""
+
+    #: The sender will not resend: show an error at once.
+    DEFAULT = 0
+    #: The sender will try to resend: delay any error.
+    RESENDABLE = 1
+    #: Sent implicitly (a receipt, a typing message): show no error.
+    IMPLICIT = 2

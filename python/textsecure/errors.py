@@ -23,6 +23,8 @@ __all__ = [
     "NoSenderKey",
     "InvalidArgument",
     "StoreError",
+    "InvalidCertificate",
+    "FingerprintVersionMismatch",
 ]
 
 
@@ -91,3 +93,23 @@ class InvalidArgument(TextSecureError, ValueError):
 
 class StoreError(TextSecureError):
     """A store could not load or save; the original error is chained as ``__cause__``."""
+
+
+class InvalidCertificate(TextSecureError, ValueError):
+    """A sealed-sender certificate was malformed, not signed by the trust root (or by its
+    server certificate), revoked, or expired at the validation time."""
+
+
+class FingerprintVersionMismatch(TextSecureError, ValueError):
+    """Two scannable safety numbers of different versions cannot be compared.
+
+    ``theirs`` is the version in the other party's encoding, ``ours`` our own.
+    """
+
+    theirs: int | None
+    ours: int | None
+
+    def __init__(self, message: str, theirs: int | None = None, ours: int | None = None) -> None:
+        super().__init__(message)
+        self.theirs = theirs
+        self.ours = ours

@@ -236,6 +236,27 @@ async function makeClientPeer(libName) {
   // Calls that gained a localAddress parameter in 0.9x.
   const withLocal = (remote) => (takesLocalAddress ? [remote, localAddress()] : [remote]);
 
+  // The inner message: `plaintext_content` (PlaintextContent bytes, 0xC0 || body, type 8)
+  // or a SenderKeyMessage from this peer's sender key for `distribution_id` (type 7).
+  const makeUsmc = async (a) => {
+    let message;
+    if (a.distribution_id) {
+      const self = requireSelf();
+      message = await mod.groupEncrypt(
+        address(self.name, self.deviceId),
+        a.distribution_id,
+        senderKeys,
+        unb64(need(a, 'plaintext'), 'plaintext'),
+      );
+    } else {
+      const pc = mod.PlaintextContent.deserialize(unb64(need(a, 'plaintext_content'), 'plaintext_content'));
+      message = mod.CiphertextMessage.from(pc);
+    }
+    const cert = mod.SenderCertificate.deserialize(unb64(need(a, 'sender_certificate'), 'sender_certificate'));
+    const groupId = a.group_id ? unb64(a.group_id, 'group_id') : null;
+    return mod.UnidentifiedSenderMessageContent.new(message, cert, a.content_hint ?? 0, groupId);
+  };
+
   const commands = {
     async create(a) {
       const name = need(a, 'name', 'string');
@@ -467,6 +488,113 @@ async function makeClientPeer(libName) {
       const theirs = mod.ScannableFingerprint._fromBuffer(unb64(need(a, 'other'), 'other'));
       return { matches: mine.compare(theirs) };
     },
+
+    // -- sealed sender (libsignal-client only) ------------------------------------------
+    // Keys are given explicitly (base64) so tests control trust roots and servers.
+
+    async keypair() {
+      const priv = mod.PrivateKey.generate();
+      return { private: b64(priv.serialize()), public: b64(priv.getPublicKey().serialize()) };
+    },
+
+    async server_certificate(a) {
+      const cert = mod.ServerCertificate.new(
+        need(a, 'key_id', 'number'),
+        mod.PublicKey.deserialize(unb64(need(a, 'server_public'), 'server_public')),
+        mod.PrivateKey.deserialize(unb64(need(a, 'trust_root_private'), 'trust_root_private')),
+      );
+      return { server_certificate: b64(cert.serialize()), key_id: cert.keyId() };
+    },
+
+    async sender_certificate(a) {
+      const key = a.identity_key ? mod.PublicKey.deserialize(unb64(a.identity_key, 'identity_key')) : requireSelf().pub;
+      const cert = mod.SenderCertificate.new(
+        need(a, 'sender_uuid', 'string'),
+        a.sender_e164 ?? null,
+        need(a, 'sender_device_id', 'number'),
+        key,
+        need(a, 'expiration', 'number'),
+        mod.ServerCertificate.deserialize(unb64(need(a, 'server_certificate'), 'server_certificate')),
+        mod.PrivateKey.deserialize(unb64(need(a, 'server_private'), 'server_private')),
+      );
+      return { sender_certificate: b64(cert.serialize()) };
+    },
+
+    async sender_certificate_info(a) {
+      const cert = mod.SenderCertificate.deserialize(unb64(need(a, 'sender_certificate'), 'sender_certificate'));
+      const out = {
+        sender_uuid: cert.senderUuid(),
+        sender_e164: cert.senderE164(),
+        sender_device_id: cert.senderDeviceId(),
+        identity_key: b64(cert.key().serialize()),
+        expiration: cert.expiration(),
+        server_key_id: cert.serverCertificate().keyId(),
+      };
+      if (a.trust_root) {
+        out.valid = cert.validate(mod.PublicKey.deserialize(unb64(a.trust_root, 'trust_root')), need(a, 'time', 'number'));
+      }
+      return out;
+    },
+
+    async sealed_encrypt_v1(a) {
+      requireSelf();
+      const usmc = await makeUsmc(a);
+      const addr = address(need(a, 'name', 'string'), need(a, 'device_id', 'number'));
+      const body = await mod.sealedSenderEncrypt(usmc, addr, identities);
+      return { body: b64(body), usmc: b64(usmc.serialize()) };
+    },
+
+    async sealed_encrypt_v2(a) {
+      requireSelf();
+      const usmc = await makeUsmc(a);
+      const recipients = need(a, 'recipients', 'object').map((r) => address(need(r, 'name', 'string'), need(r, 'device_id', 'number')));
+      const excludedRecipients = (a.excluded ?? []).map((s) => mod.ServiceId.parseFromServiceIdString(s));
+      const body = await mod.sealedSenderMultiRecipientEncrypt({
+        content: usmc,
+        recipients,
+        excludedRecipients,
+        identityStore: identities,
+        sessionStore: sessions,
+      });
+      return { body: b64(body), usmc: b64(usmc.serialize()) };
+    },
+
+    async sealed_single_recipient(a) {
+      return { body: b64(mod.sealedSenderMultiRecipientMessageForSingleRecipient(unb64(need(a, 'body'), 'body'))) };
+    },
+
+    async sealed_parse_sent(a) {
+      const { default: SSMRM } = await import(`${libName}/dist/SealedSenderMultiRecipientMessage.js`);
+      const m = new SSMRM(unb64(need(a, 'body'), 'body'));
+      const recipients = {};
+      const messages = {};
+      for (const [sid, r] of Object.entries(m.recipientsByServiceIdString())) {
+        recipients[sid] = r.deviceIds.map((d, i) => [d, r.registrationIds[i]]);
+        messages[sid] = b64(m.messageForRecipient(r));
+      }
+      return { recipients, excluded: [...m.excludedRecipientServiceIdStrings()], messages };
+    },
+
+    async sealed_decrypt_to_usmc(a) {
+      requireSelf();
+      const usmc = await mod.sealedSenderDecryptToUsmc(unb64(need(a, 'body'), 'body'), identities);
+      const cert = usmc.senderCertificate();
+      const out = {
+        msg_type: usmc.msgType(),
+        contents: b64(usmc.contents()),
+        content_hint: usmc.contentHint(),
+        group_id: usmc.groupId() ? b64(usmc.groupId()) : null,
+        sender_certificate: b64(cert.serialize()),
+        sender_uuid: cert.senderUuid(),
+        sender_device_id: cert.senderDeviceId(),
+        sender_key: b64(cert.key().serialize()),
+        usmc: b64(usmc.serialize()),
+      };
+      if (a.trust_root) {
+        out.valid = cert.validate(mod.PublicKey.deserialize(unb64(a.trust_root, 'trust_root')), need(a, 'time', 'number'));
+      }
+      return out;
+    },
   };
 
   return { version, commands, classify: classifyClientError };
@@ -693,6 +821,15 @@ async function makeNodePeer() {
     group_decrypt: unsupported('no sender keys'),
     fingerprint: unsupported('no public fingerprint API'),
     fingerprint_compare: unsupported('no public fingerprint API'),
+    keypair: unsupported('no sealed sender'),
+    server_certificate: unsupported('no sealed sender'),
+    sender_certificate: unsupported('no sealed sender'),
+    sender_certificate_info: unsupported('no sealed sender'),
+    sealed_encrypt_v1: unsupported('no sealed sender'),
+    sealed_encrypt_v2: unsupported('no sealed sender'),
+    sealed_single_recipient: unsupported('no sealed sender'),
+    sealed_parse_sent: unsupported('no sealed sender'),
+    sealed_decrypt_to_usmc: unsupported('no sealed sender'),
   };
 
   return { version, commands, classify: (e) => classify(e, lastCipher) };

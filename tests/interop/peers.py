@@ -565,6 +565,160 @@ class NodePeer:
         r = self.call("fingerprint_compare", scannable=_b64(scannable), other=_b64(other))
         return bool(r["matches"])
 
+    # Sealed sender (libsignal-client peers only).
+
+    def keypair(self) -> tuple[bytes, bytes]:
+        """A fresh Curve25519 pair from the peer: (private 32 bytes, public 33 bytes)."""
+        r = self.call("keypair")
+        return _unb64(r["private"]), _unb64(r["public"])
+
+    def server_certificate(
+        self, *, key_id: int, server_public: bytes, trust_root_private: bytes
+    ) -> bytes:
+        r = self.call(
+            "server_certificate",
+            key_id=key_id,
+            server_public=_b64(server_public),
+            trust_root_private=_b64(trust_root_private),
+        )
+        return _unb64(r["server_certificate"])
+
+    def sender_certificate(
+        self,
+        *,
+        sender_uuid: str,
+        sender_device_id: int,
+        expiration: int,
+        server_certificate: bytes,
+        server_private: bytes,
+        identity_key: bytes | None = None,
+        sender_e164: str | None = None,
+    ) -> bytes:
+        """A sender certificate (for this peer's identity unless ``identity_key`` is given)."""
+        r = self.call(
+            "sender_certificate",
+            sender_uuid=sender_uuid,
+            sender_device_id=sender_device_id,
+            expiration=expiration,
+            server_certificate=_b64(server_certificate),
+            server_private=_b64(server_private),
+            identity_key=_b64(identity_key) if identity_key is not None else None,
+            sender_e164=sender_e164,
+        )
+        return _unb64(r["sender_certificate"])
+
+    def sender_certificate_info(
+        self, certificate: bytes, *, trust_root: bytes | None = None, time: int | None = None
+    ) -> dict[str, Any]:
+        """The peer's reading of a sender certificate; ``valid`` when a trust root is given."""
+        args: dict[str, Any] = {"sender_certificate": _b64(certificate)}
+        if trust_root is not None:
+            args.update(trust_root=_b64(trust_root), time=time)
+        r = dict(self.call("sender_certificate_info", **args))
+        r["identity_key"] = _unb64(r["identity_key"])
+        return r
+
+    def _sealed_args(
+        self,
+        sender_certificate: bytes,
+        plaintext_content: bytes | None,
+        distribution_id: str | uuid.UUID | None,
+        plaintext: bytes | None,
+        content_hint: int,
+        group_id: bytes | None,
+    ) -> dict[str, Any]:
+        return {
+            "sender_certificate": _b64(sender_certificate),
+            "plaintext_content": _b64(plaintext_content) if plaintext_content is not None else None,
+            "distribution_id": str(distribution_id) if distribution_id is not None else None,
+            "plaintext": _b64(plaintext) if plaintext is not None else None,
+            "content_hint": content_hint,
+            "group_id": _b64(group_id) if group_id is not None else None,
+        }
+
+    def sealed_encrypt_v1(
+        self,
+        name: str,
+        device_id: int,
+        *,
+        sender_certificate: bytes,
+        plaintext_content: bytes | None = None,
+        distribution_id: str | uuid.UUID | None = None,
+        plaintext: bytes | None = None,
+        content_hint: int = 0,
+        group_id: bytes | None = None,
+    ) -> tuple[bytes, bytes]:
+        """Seals (v1) a PlaintextContent (``0xC0 || body``) or, with ``distribution_id``, a
+        SenderKeyMessage of ``plaintext``, to the identity stored for name.device_id.
+        Returns (sealed message, serialized USMC)."""
+        r = self.call(
+            "sealed_encrypt_v1",
+            name=name,
+            device_id=device_id,
+            **self._sealed_args(
+                sender_certificate,
+                plaintext_content,
+                distribution_id,
+                plaintext,
+                content_hint,
+                group_id,
+            ),
+        )
+        return _unb64(r["body"]), _unb64(r["usmc"])
+
+    def sealed_encrypt_v2(
+        self,
+        recipients: list[tuple[str, int]],
+        *,
+        sender_certificate: bytes,
+        excluded: list[str] | None = None,
+        plaintext_content: bytes | None = None,
+        distribution_id: str | uuid.UUID | None = None,
+        plaintext: bytes | None = None,
+        content_hint: int = 0,
+        group_id: bytes | None = None,
+    ) -> tuple[bytes, bytes]:
+        """Multi-recipient (v2) sent form to (name, device) addresses this peer has sessions
+        with. Returns (sent message, serialized USMC)."""
+        r = self.call(
+            "sealed_encrypt_v2",
+            recipients=[{"name": n, "device_id": d} for n, d in recipients],
+            excluded=excluded or [],
+            **self._sealed_args(
+                sender_certificate,
+                plaintext_content,
+                distribution_id,
+                plaintext,
+                content_hint,
+                group_id,
+            ),
+        )
+        return _unb64(r["body"]), _unb64(r["usmc"])
+
+    def sealed_single_recipient(self, sent: bytes) -> bytes:
+        return _unb64(self.call("sealed_single_recipient", body=_b64(sent))["body"])
+
+    def sealed_parse_sent(self, sent: bytes) -> dict[str, Any]:
+        """The peer's server-side parse: recipients {sid: [[device, reg id]...]}, excluded,
+        and the received form per recipient (messages {sid: bytes})."""
+        r = dict(self.call("sealed_parse_sent", body=_b64(sent)))
+        r["messages"] = {k: _unb64(v) for k, v in r["messages"].items()}
+        return r
+
+    def sealed_decrypt_to_usmc(
+        self, body: bytes, *, trust_root: bytes | None = None, time: int | None = None
+    ) -> dict[str, Any]:
+        """Opens a sealed message with this peer's identity; with a trust root also reports
+        whether the sender certificate is ``valid`` at ``time``."""
+        args: dict[str, Any] = {"body": _b64(body)}
+        if trust_root is not None:
+            args.update(trust_root=_b64(trust_root), time=time)
+        r = dict(self.call("sealed_decrypt_to_usmc", **args))
+        for k in ("contents", "sender_certificate", "sender_key", "usmc"):
+            r[k] = _unb64(r[k])
+        r["group_id"] = _unb64(r["group_id"]) if r["group_id"] is not None else None
+        return r
+
 
 # ---------------------------------------------------------------------------
 # AxolotlPeer (python-axolotl 0.2.3, in-process)

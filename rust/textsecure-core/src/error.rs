@@ -61,6 +61,18 @@ pub enum Error {
     /// An argument was out of its allowed range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// A sealed-sender server or sender certificate was malformed, not signed by the trust
+    /// root / server, revoked or expired.
+    #[error("invalid certificate: {0}")]
+    InvalidCertificate(&'static str),
+    /// Two scannable fingerprints of different versions cannot be compared.
+    #[error("fingerprint version mismatch (theirs {theirs}, ours {ours})")]
+    FingerprintVersionMismatch {
+        /// The version in the other party's scannable fingerprint.
+        theirs: u32,
+        /// Our version.
+        ours: u32,
+    },
     /// An external store failed; the binding carries the original error.
     #[error("store error")]
     Store,

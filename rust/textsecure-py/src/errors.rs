@@ -15,6 +15,8 @@ pyo3::import_exception!(textsecure.errors, InvalidRecord);
 pyo3::import_exception!(textsecure.errors, NoSenderKey);
 pyo3::import_exception!(textsecure.errors, InvalidArgument);
 pyo3::import_exception!(textsecure.errors, StoreError);
+pyo3::import_exception!(textsecure.errors, InvalidCertificate);
+pyo3::import_exception!(textsecure.errors, FingerprintVersionMismatch);
 
 use textsecure_core::Error;
 
@@ -35,6 +37,10 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         Error::NoSenderKey(_) => NoSenderKey::new_err(msg),
         Error::InvalidArgument(_) => InvalidArgument::new_err(msg),
         Error::Store => StoreError::new_err(msg),
+        Error::InvalidCertificate(_) => InvalidCertificate::new_err(msg),
+        Error::FingerprintVersionMismatch { theirs, ours } => {
+            FingerprintVersionMismatch::new_err((msg, theirs, ours))
+        }
     }
 }
 

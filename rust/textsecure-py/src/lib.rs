@@ -10,11 +10,13 @@ mod attachments;
 mod cipher;
 mod convert;
 mod errors;
+mod fingerprint;
 mod groups;
 mod hazmat;
 mod keys;
 mod messages;
 mod records;
+mod sealed;
 mod store;
 
 #[pymodule(gil_used = true)]
@@ -28,5 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     groups::register(m)?;
     attachments::register(m)?;
     hazmat::register(m)?;
+    fingerprint::register(m)?;
+    sealed::register(m)?;
     Ok(())
 }
