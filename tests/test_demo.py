@@ -22,6 +22,7 @@ def test_demo_conversation_output() -> None:
 
 def test_cli_demo_entry_point() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "textsecure", "demo"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "textsecure", "demo"], capture_output=True, text=True, check=False
     )
+    assert result.returncode == 0, result.stderr
     assert "WhatsApp image" in result.stdout

@@ -204,6 +204,7 @@ def attack(
     rebuild: Callable[[], Any],
     bits: Callable[[int], range | tuple[int, ...]] = all_bits,
     may_decrypt: Callable[[Any], bool] = lambda _: False,
+    pq_ratchet: ts.PqRatchet = ts.PqRatchet.REQUIRED,
 ) -> tuple[collections.Counter[str], Any]:
     """Feeds every mutation of ``message`` to Bob. A mutant must raise a textsecure error and
     leave ``state`` unchanged, or, if ``may_decrypt`` allows it, decrypt to ``plaintext`` (Bob's
@@ -215,7 +216,7 @@ def attack(
     for n, mutated in enumerate(mutations(body, bits)):
         try:
             mutant = ts.parse_message(msg_type, mutated)
-            result = ts.SessionCipher(store, ALICE).decrypt(mutant)
+            result = ts.SessionCipher(store, ALICE, pq_ratchet=pq_ratchet).decrypt(mutant)
         except errors.TextSecureError as e:
             outcomes[type(e).__name__] += 1
             assert state(store, keys) == before, f"mutation {n} changed the state ({e!r})"
@@ -374,7 +375,9 @@ def test_second_prekey_message_mutations(version: int) -> None:
 def test_libsignal_first_prekey_message_mutations(name: str) -> None:
     """The same on libsignal 0.72's own encoding (its field order puts the registration id
     elsewhere). For the v4 message all bits of every byte outside the Kyber ciphertext, and
-    bit 5 of each byte inside it (see ``kyber_sparse_bits``)."""
+    bit 5 of each byte inside it (see ``kyber_sparse_bits``). libsignal 0.72 has no SPQR, so
+    Bob accepts it with ``PqRatchet.PREFERRED`` (the libsignal 0.83-0.91 policy)."""
+    pq = ts.PqRatchet.PREFERRED
     doc = load_vector(name)
     step = doc["steps"][0]
     m0 = ts.parse_message(3, b64(step["body"]))
@@ -402,9 +405,10 @@ def test_libsignal_first_prekey_message_mutations(name: str) -> None:
         rebuild=vec_keys.store,
         bits=kyber_sparse_bits(body, (5,)),
         may_decrypt=lambda mutant: same_authenticated_content(m0, mutant, new_session=True),
+        pq_ratchet=pq,
     )
     assert store.session(ALICE) is None and store.identity(ALICE) is None
-    assert ts.SessionCipher(store, ALICE).decrypt(m0) == b64(step["plaintext"])
+    assert ts.SessionCipher(store, ALICE, pq_ratchet=pq).decrypt(m0) == b64(step["plaintext"])
 
 
 # --- argument types and parsing ------------------------------------------------------------
@@ -722,14 +726,18 @@ def test_prekey_message_naming_a_missing_prekey(version: int, missing: str) -> N
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_message_gap_limits(version: int) -> None:
-    """A new receiving chain accepts a first counter of 25,000 but not 25,001; a known chain at
-    index i accepts i + 25,000 but not i + 25,001. A rejected message raises MessageGapTooLarge
-    and changes nothing. Of the 25,000 keys skipped, only the newest 2,000 are kept: an older
-    one's message can no longer be decrypted (DuplicateMessage), a kept one's can."""
+    """A new receiving chain accepts a first counter of L but not L + 1; a known chain at index
+    i accepts i + L but not i + L + 1, where L = 25,000 skipped messages. In a version-4 session
+    SPQR's own chain (whose counter starts at 1, with the same 25,000 limit, as in libsignal)
+    makes L = 24,999. A rejected message raises MessageGapTooLarge and changes nothing. Of the
+    keys skipped, only the newest 2,000 are kept: an older one's message can no longer be
+    decrypted (DuplicateMessage), a kept one's can."""
     p = handshake(version)
-    keep = {0, 22_999, 23_000, 24_999, 25_000, 25_001, 48_000, 48_001, 50_001, 50_002}
+    lim = 25_000 if version == 3 else 24_999
+    keep = {0, lim - 2001, lim - 2000, lim - 1, lim, lim + 1}
+    keep |= {2 * lim - 2000, 2 * lim - 1999, 2 * lim + 1, 2 * lim + 2}
     sent = {}
-    for i in range(50_003):
+    for i in range(2 * lim + 3):
         m = p.to_bob.encrypt(b"n%d" % i)
         if i in keep:
             assert m.counter == i
@@ -742,20 +750,23 @@ def test_message_gap_limits(version: int) -> None:
             bob.decrypt(sent[i])
         assert state(p.bob, p.keys) == before
 
-    rejected(25_001, errors.MessageGapTooLarge)  # new chain, counter 25,001
-    assert bob.decrypt(sent[25_000]) == b"n25000"  # new chain, counter 25,000
-    rejected(22_999, errors.DuplicateMessage)  # its key was dropped
+    def accepted(i: int) -> None:
+        assert bob.decrypt(sent[i]) == b"n%d" % i
+
+    rejected(lim + 1, errors.MessageGapTooLarge)  # new chain, one too far
+    accepted(lim)  # new chain, at the limit
+    rejected(lim - 2001, errors.DuplicateMessage)  # its key was dropped
     rejected(0, errors.DuplicateMessage)
-    assert bob.decrypt(sent[23_000]) == b"n23000"  # oldest kept key
-    assert bob.decrypt(sent[24_999]) == b"n24999"
-    rejected(23_000, errors.DuplicateMessage)
-    # The chain is at index 25,001 now.
-    rejected(50_002, errors.MessageGapTooLarge)
-    assert bob.decrypt(sent[50_001]) == b"n50001"
-    # Now 25,000 more keys were skipped (25,001 to 50,000): the newest 2,000 are kept.
-    rejected(25_001, errors.DuplicateMessage)
-    rejected(48_000, errors.DuplicateMessage)
-    assert bob.decrypt(sent[48_001]) == b"n48001"
+    accepted(lim - 2000)  # oldest kept key
+    accepted(lim - 1)
+    rejected(lim - 2000, errors.DuplicateMessage)
+    # The chain is at index lim + 1 now.
+    rejected(2 * lim + 2, errors.MessageGapTooLarge)
+    accepted(2 * lim + 1)
+    # lim more keys were skipped (lim + 1 to 2 lim): the newest 2,000 are kept.
+    rejected(lim + 1, errors.DuplicateMessage)
+    rejected(2 * lim - 2000, errors.DuplicateMessage)
+    accepted(2 * lim - 1999)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

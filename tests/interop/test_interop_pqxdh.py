@@ -1,10 +1,11 @@
 """textsecure PQXDH (session version 4) against real libsignal-client, both directions.
 
 The scenarios of ``test_interop_sessions.py`` over Kyber bundles, with and without a
-one-time EC prekey, against libsignal-client 0.72.1 (no SPQR) and 0.90.0 (offers SPQR,
-downgrades for a peer without it). Then prekey lifetimes: a last-resort Kyber prekey
-serves several initiators, a one-time Kyber prekey serves one. libsignal-client 0.103.0
-requires SPQR v1, which textsecure does not have yet: those tests assert a clean failure.
+one-time EC prekey, against libsignal-client 0.72.1 (no SPQR: textsecure talks to it with
+``PqRatchet.PREFERRED``), 0.90.0 (offers SPQR) and 0.103.0 (requires SPQR v1, as textsecure
+does by default): with 0.90 and 0.103 every message carries SPQR. Then prekey lifetimes: a
+last-resort Kyber prekey serves several initiators, a one-time Kyber prekey serves one; and
+with SPQR required, textsecure and 0.72 refuse each other cleanly.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from textsecure import errors
 
 pytestmark = pytest.mark.interop
 
-PQXDH_PEERS = ("ls072", "ls090")
+PQXDH_PEERS = ("ls072", "ls090", "ls0103")
+
+
+def policy(*libs: str) -> ts.PqRatchet:
+    """SPQR required (the default), except with libsignal 0.72, which has no SPQR."""
+    return ts.PqRatchet.PREFERRED if "ls072" in libs else ts.PqRatchet.REQUIRED
+
+
 OTK = {"one_time": True, "no_one_time": False}
 
 
@@ -53,7 +61,7 @@ def check_prekey_message(m_type: int, body: bytes, kyber_prekey_id: int | None) 
 @pytest.mark.parametrize("lib", PQXDH_PEERS)
 def test_pqxdh(spawn: Spawn, lib: str, role: str, otk: str, scenario: str) -> None:
     c = Conv(
-        TsSide(),
+        TsSide(pq_ratchet=policy(lib)),
         PeerSide(spawn(lib)),
         ts_initiates=role == "ts_initiates",
         version=4,
@@ -69,7 +77,13 @@ def test_pqxdh(spawn: Spawn, lib: str, role: str, otk: str, scenario: str) -> No
 def test_pqxdh_prekeys_used_by_responder(spawn: Spawn, lib: str, otk: str) -> None:
     """textsecure as responder: the PreKey message names its Kyber (and EC) prekey, and
     both one-time prekeys are gone afterwards; the signed prekey stays."""
-    c = Conv(TsSide(), PeerSide(spawn(lib)), ts_initiates=False, version=4, one_time=OTK[otk])
+    c = Conv(
+        TsSide(pq_ratchet=policy(lib)),
+        PeerSide(spawn(lib)),
+        ts_initiates=False,
+        version=4,
+        one_time=OTK[otk],
+    )
     bundle = c.ts.new_bundle(kyber=True, one_time=c.one_time)
     assert bundle.kyber_prekey_id is not None
     assert (bundle.prekey_id is not None) == c.one_time
@@ -90,7 +104,9 @@ def test_pqxdh_prekeys_used_by_responder(spawn: Spawn, lib: str, otk: str) -> No
 
 
 @pytest.mark.parametrize("one_time_ec", [False, True], ids=["no_one_time", "one_time"])
-@pytest.mark.parametrize(("first", "second"), [("ls072", "ls090"), ("ls090", "ls072")])
+@pytest.mark.parametrize(
+    ("first", "second"), [("ls072", "ls090"), ("ls090", "ls072"), ("ls0103", "ls090")]
+)
 def test_last_resort_kyber_prekey_serves_two_initiators(
     spawn: Spawn, first: str, second: str, one_time_ec: bool
 ) -> None:
@@ -100,7 +116,7 @@ def test_last_resort_kyber_prekey_serves_two_initiators(
     the first initiator uses it up and the second's PreKey message is refused
     (InvalidPreKeyId, nothing stored).
     """
-    me = TsSide()
+    me = TsSide(pq_ratchet=policy(first, second))
     bundle = me.new_bundle(kyber=True, one_time=one_time_ec, last_resort=True)
     kid = bundle.kyber_prekey_id
     assert kid is not None
@@ -131,7 +147,7 @@ def test_last_resort_kyber_prekey_serves_two_initiators(
 @pytest.mark.parametrize("lib", PQXDH_PEERS)
 def test_one_time_kyber_prekey_serves_one_initiator(spawn: Spawn, lib: str) -> None:
     """A one-time Kyber prekey is consumed: a second initiator with the same bundle is refused."""
-    me = TsSide()
+    me = TsSide(pq_ratchet=policy(lib))
     bundle = me.new_bundle(kyber=True, one_time=False, last_resort=False)
     kid = bundle.kyber_prekey_id
     assert kid is not None
@@ -161,7 +177,9 @@ def test_peer_kyber_prekeys_as_initiator(spawn: Spawn, lib: str) -> None:
         bundle = peer.bundle(kyber=True, one_time=False, last_resort=last_resort)
         results = []
         for i in range(2):
-            me = TsSide(f"ts{i}-{'last_resort' if last_resort else 'one_time'}")
+            me = TsSide(
+                f"ts{i}-{'last_resort' if last_resort else 'one_time'}", pq_ratchet=policy(lib)
+            )
             c = Conv(me, peer, ts_initiates=True, version=4, one_time=False)
             me.process_bundle(peer.name, bundle)
             m = c.send(me, "hello")
@@ -179,15 +197,18 @@ def test_peer_kyber_prekeys_as_initiator(spawn: Spawn, lib: str) -> None:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_ls0103_requires_spqr_and_fails_cleanly(spawn: Spawn, role: str) -> None:
-    """EXPECTED TO FAIL UNTIL textsecure HAS SPQR: libsignal 0.103 requires SPQR v1 for new
-    sessions. What this asserts is that it fails cleanly on the first message, in both
-    directions: a PeerError from 0.103, a textsecure.errors exception here, no state kept."""
-    c = Conv(TsSide(), PeerSide(spawn("ls0103")), ts_initiates=role == "ts_initiates", version=4)
+def test_spqr_required_and_libsignal_072_refuse_each_other(spawn: Spawn, role: str) -> None:
+    """With SPQR required (textsecure's default, like libsignal >= 0.92), a new session with
+    libsignal 0.72 (no SPQR) fails cleanly on the first message in both directions: 0.72
+    cannot derive SPQR-salted keys, and textsecure refuses a v4 peer without SPQR. Nothing is
+    kept on either side."""
+    c = Conv(TsSide(), PeerSide(spawn("ls072")), ts_initiates=role == "ts_initiates", version=4)
     if c.ts_initiates:
         c.ts.process_bundle(c.peer.name, c.bundle_of(c.peer))
         m = c.send(c.ts, "hello")
         assert m.type == PREKEY
+        first = ts.parse_message(m.type, m.body)
+        assert isinstance(first, ts.PreKeySignalMessage) and first.message.pq_ratchet
         with pytest.raises(PeerError) as e:
             c.deliver(m)
         assert e.value.kind == "invalid_message", e.value
@@ -198,12 +219,27 @@ def test_ls0103_requires_spqr_and_fails_cleanly(spawn: Spawn, role: str) -> None
         m = c.send(c.peer, "hello")
         check_prekey_message(m.type, m.body, bundle.kyber_prekey_id)
         before = c.ts.snapshot(c.peer.name)
-        with pytest.raises(errors.TextSecureError):
+        with pytest.raises(errors.InvalidMessage):
             c.deliver(m)
         assert c.ts.snapshot(c.peer.name) == before == (None, None)
         assert bundle.prekey_id is not None and bundle.kyber_prekey_id is not None
         assert c.ts.store.load_prekey(bundle.prekey_id) is not None
         assert c.ts.store.load_kyber_prekey(bundle.kyber_prekey_id) is not None
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_message_carries_spqr_with_libsignal_0103(spawn: Spawn, role: str) -> None:
+    """With libsignal 0.103 both sides speak SPQR v1 from the first message on (field 5 in
+    every SignalMessage), across many epochs of ping-pong."""
+    c = Conv(TsSide(), PeerSide(spawn("ls0103")), ts_initiates=role == "ts_initiates", version=4)
+    c.start()
+    for i in range(60):
+        for sender in (c.ts, c.peer):
+            m = c.send(sender, f"turn {i}")
+            parsed = ts.parse_message(m.type, m.body)
+            inner = parsed.message if isinstance(parsed, ts.PreKeySignalMessage) else parsed
+            assert isinstance(inner, ts.SignalMessage) and inner.pq_ratchet, (i, sender.name)
+            c.deliver(m)
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -120,16 +120,23 @@ class TsSide:
 
     lib = "textsecure"
 
-    def __init__(self, name: str = TS_NAME, registration_id: int = 4711) -> None:
+    def __init__(
+        self,
+        name: str = TS_NAME,
+        registration_id: int = 4711,
+        *,
+        pq_ratchet: ts.PqRatchet = ts.PqRatchet.REQUIRED,
+    ) -> None:
         self.name = name
         self.store = ts.MemoryStore(ts.IdentityKeyPair.generate(), registration_id)
+        self.pq_ratchet = pq_ratchet
         self._next_id = 100  # prekey ids handed out: 100, 101, ...
 
     def address(self, remote: str) -> ts.Address:
         return ts.Address(remote, DEVICE)
 
     def cipher(self, remote: str) -> ts.SessionCipher:
-        return ts.SessionCipher(self.store, self.address(remote))
+        return ts.SessionCipher(self.store, self.address(remote), pq_ratchet=self.pq_ratchet)
 
     def identity_key(self) -> bytes:
         return bytes(self.store.identity_key_pair.public_key)
@@ -564,7 +571,7 @@ def sc_ts_changes_identity(c: Conv) -> None:
     c.start()
     c.ping_pong(1)
     old_key = c.ts.identity_key()
-    c.ts = TsSide(c.ts.name, registration_id=4712)
+    c.ts = TsSide(c.ts.name, registration_id=4712, pq_ratchet=c.ts.pq_ratchet)
     new_key = c.ts.identity_key()
     assert new_key != old_key
     if c.ts_initiates:

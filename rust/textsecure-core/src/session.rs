@@ -6,6 +6,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use crate::crypto;
@@ -18,7 +19,9 @@ use crate::message::{
 use crate::prekey::PreKeyBundle;
 use crate::ratchet::{
     derive_initial_keys, ChainKey, MessageKeys, RootKey, Secret32, MAX_FORWARD_JUMPS,
+    MAX_MESSAGE_KEYS,
 };
+use crate::spqr;
 use crate::state::{
     PendingPreKey, ReceiverChain, SenderChain, SessionRecord, SessionState, StoredMessageKey,
 };
@@ -65,6 +68,29 @@ fn addresses_match(field: &[u8], remote: &Address, local: Option<&Address>) -> b
     sender_ok && recipient_ok
 }
 
+/// The SPQR state of a new session: V1 (with the policy's minimum version) for version 4,
+/// none for version 3.
+fn initial_pq_state(
+    version: u8,
+    pq_auth_key: Option<&Secret32>,
+    direction: spqr::Direction,
+    policy: PqRatchetPolicy,
+) -> Result<spqr::State> {
+    match (version, pq_auth_key) {
+        (4, Some(auth_key)) => spqr::State::initial(&spqr::Params {
+            auth_key: *auth_key.expose(),
+            direction,
+            min_version: match policy {
+                PqRatchetPolicy::Required => spqr::Version::V1,
+                PqRatchetPolicy::Preferred => spqr::Version::V0,
+            },
+            max_jump: MAX_FORWARD_JUMPS,
+            max_ooo_keys: MAX_MESSAGE_KEYS as u32,
+        }),
+        _ => Ok(spqr::State::v0()),
+    }
+}
+
 /// An unacknowledged session older than this (seconds) can no longer send.
 pub const MAX_UNACKNOWLEDGED_SESSION_AGE_SECS: u64 = 30 * 24 * 60 * 60;
 
@@ -97,7 +123,7 @@ pub fn process_prekey_bundle_with<S: ProtocolStore>(
     store: &mut S,
     remote: &Address,
     bundle: &PreKeyBundle,
-    _options: &SessionOptions,
+    options: &SessionOptions,
 ) -> Result<()> {
     bundle.verify_signatures()?;
     if !store.is_trusted_identity(remote, &bundle.identity_key)? {
@@ -124,6 +150,12 @@ pub fn process_prekey_bundle_with<S: ProtocolStore>(
         None => None,
     };
     let derived = derive_initial_keys(&secrets, version == 4)?;
+    let pq_ratchet = initial_pq_state(
+        version,
+        derived.pq_auth_key.as_ref(),
+        spqr::Direction::A2B,
+        options.pq_ratchet,
+    )?;
 
     let sending = KeyPair::generate();
     let (root, send_ck) = derived
@@ -154,7 +186,7 @@ pub fn process_prekey_bundle_with<S: ProtocolStore>(
         remote_registration_id: bundle.registration_id,
         local_registration_id: store.local_registration_id()?,
         alice_base_key: Some(base.public_key),
-        pq_ratchet_state: Vec::new(),
+        pq_ratchet,
     };
     store.save_identity(remote, &bundle.identity_key)?;
     store.update_session(remote, |rec| rec.promote_state(state))
@@ -177,32 +209,39 @@ pub fn encrypt_with<S: ProtocolStore>(
     plaintext: &[u8],
     options: &SessionOptions,
 ) -> Result<CiphertextMessage> {
-    let (message, next_chain_key, remote_identity) = store.read_session(remote, |rec| {
-        let state = rec
-            .and_then(|r| r.current.as_ref())
-            .ok_or(Error::NoSession("no session with this address"))?;
-        let addresses = match (&state.pending_prekey, &options.local_address) {
-            (Some(_), Some(local)) => addresses_field(local, remote),
-            _ => None,
-        };
-        encrypt_with_state(state, plaintext, addresses)
-    })?;
+    let (message, next_chain_key, next_pq, remote_identity) =
+        store.read_session(remote, |rec| {
+            let state = rec
+                .and_then(|r| r.current.as_ref())
+                .ok_or(Error::NoSession("no session with this address"))?;
+            let addresses = match (&state.pending_prekey, &options.local_address) {
+                (Some(_), Some(local)) => addresses_field(local, remote),
+                _ => None,
+            };
+            encrypt_with_state(state, plaintext, addresses)
+        })?;
     if !store.is_trusted_identity(remote, &remote_identity)? {
         return Err(untrusted(&remote_identity));
     }
     store.update_session(remote, |rec| {
-        if let Some(chain) = rec.current.as_mut().and_then(|s| s.sender_chain.as_mut()) {
-            chain.chain_key = next_chain_key;
+        if let Some(state) = rec.current.as_mut() {
+            if let Some(chain) = state.sender_chain.as_mut() {
+                chain.chain_key = next_chain_key;
+            }
+            state.pq_ratchet = next_pq;
         }
     })?;
     Ok(message)
 }
 
+/// A message, the sender chain key and SPQR state after it, and the remote identity.
+type Encrypted = (CiphertextMessage, ChainKey, spqr::State, PublicKey);
+
 fn encrypt_with_state(
     state: &SessionState,
     plaintext: &[u8],
     addresses: Option<Vec<u8>>,
-) -> Result<(CiphertextMessage, ChainKey, PublicKey)> {
+) -> Result<Encrypted> {
     let chain = state
         .sender_chain
         .as_ref()
@@ -216,8 +255,10 @@ fn encrypt_with_state(
     if counter == u32::MAX {
         return Err(Error::NoSession("sending chain exhausted"));
     }
+    // SPQR first: its per-message key salts the message keys (the "triple ratchet").
+    let (next_pq, pq_message, pq_key) = state.pq_ratchet.send(&mut OsRng)?;
     let (seed, next) = chain.chain_key.step();
-    let keys = MessageKeys::derive(&seed, counter, None)?;
+    let keys = MessageKeys::derive(&seed, counter, pq_key.as_ref())?;
     let ciphertext = crypto::aes256_cbc_encrypt(keys.cipher_key(), keys.iv(), plaintext);
     let version_byte = version_byte_for(state.version);
     let signal = SignalMessage::new(
@@ -227,7 +268,7 @@ fn encrypt_with_state(
             counter,
             previous_counter: state.previous_counter,
             ciphertext,
-            pq_ratchet: Vec::new(),
+            pq_ratchet: pq_message,
             addresses,
         },
         keys.mac_key(),
@@ -256,7 +297,7 @@ fn encrypt_with_state(
             )?)
         }
     };
-    Ok((message, next, state.remote_identity))
+    Ok((message, next, next_pq, state.remote_identity))
 }
 
 /// The two ends of a message being decrypted (for the field-6 check).
@@ -266,6 +307,13 @@ struct Who<'a> {
 }
 
 /// What a successful decryption changes in its session.
+#[derive(Debug)]
+struct Update {
+    chain: ChainUpdate,
+    pq_ratchet: spqr::State,
+}
+
+/// What a successful decryption changes in the Double Ratchet.
 #[derive(Debug)]
 enum ChainUpdate {
     /// The message was on a known receiving chain.
@@ -320,7 +368,7 @@ fn plan_decrypt(
     state: &SessionState,
     msg: &SignalMessage,
     who: &Who<'_>,
-) -> Result<(Vec<u8>, ChainUpdate)> {
+) -> Result<(Vec<u8>, Update)> {
     if msg.message_version() != state.version {
         return Err(Error::InvalidMessage(
             "message version does not match the session",
@@ -400,9 +448,11 @@ fn plan_decrypt(
             )
         }
     };
+    // Duplicates were rejected above, before SPQR runs (as libsignal does).
+    let (pq_ratchet, pq_key) = state.pq_ratchet.recv(msg.pq_ratchet())?;
     let keys = match source {
-        KeySource::Seed(seed) => MessageKeys::derive(&seed, counter, None)?,
-        KeySource::Stored(stored) => stored.keys(counter)?,
+        KeySource::Seed(seed) => MessageKeys::derive(&seed, counter, pq_key.as_ref())?,
+        KeySource::Stored(stored) => stored.keys(counter, pq_key.as_ref())?,
     };
     if !msg.verify_mac(
         &state.remote_identity,
@@ -419,11 +469,18 @@ fn plan_decrypt(
     }
     let plaintext = crypto::aes256_cbc_decrypt(keys.cipher_key(), keys.iv(), msg.ciphertext())
         .map_err(|_| Error::InvalidMessage("decryption failed"))?;
-    Ok((plaintext, update))
+    Ok((
+        plaintext,
+        Update {
+            chain: update,
+            pq_ratchet,
+        },
+    ))
 }
 
-fn apply_update(state: &mut SessionState, update: ChainUpdate) {
-    match update {
+fn apply_update(state: &mut SessionState, update: Update) {
+    state.pq_ratchet = update.pq_ratchet;
+    match update.chain {
         ChainUpdate::Existing {
             chain,
             used_key,
@@ -505,7 +562,7 @@ pub fn decrypt_signal_message_with<S: ProtocolStore>(
 
 /// Applies `update` to session `which` (0-based over current-then-archived) and makes it
 /// current.
-fn commit(rec: &mut SessionRecord, which: usize, has_current: bool, update: ChainUpdate) {
+fn commit(rec: &mut SessionRecord, which: usize, has_current: bool, update: Update) {
     let archived_index = if has_current {
         match which.checked_sub(1) {
             None => {
@@ -573,7 +630,7 @@ pub fn decrypt_prekey_message_with<S: ProtocolStore>(
         return Ok(plaintext);
     }
 
-    let mut state = responder_state(store, msg)?;
+    let mut state = responder_state(store, msg, options.pq_ratchet)?;
     let (plaintext, update) = plan_decrypt(&state, msg.message(), &who)?;
     apply_update(&mut state, update);
 
@@ -593,7 +650,11 @@ pub fn decrypt_prekey_message_with<S: ProtocolStore>(
 }
 
 /// The responder's (Bob's) new session from a PreKeySignalMessage.
-fn responder_state<S: ProtocolStore>(store: &S, msg: &PreKeySignalMessage) -> Result<SessionState> {
+fn responder_state<S: ProtocolStore>(
+    store: &S,
+    msg: &PreKeySignalMessage,
+    policy: PqRatchetPolicy,
+) -> Result<SessionState> {
     let version = msg.message_version();
     let identity = store.identity_key_pair()?;
     let signed =
@@ -642,6 +703,12 @@ fn responder_state<S: ProtocolStore>(store: &S, msg: &PreKeySignalMessage) -> Re
         secrets.extend_from_slice(ss.as_ref());
     }
     let derived = derive_initial_keys(&secrets, version == 4)?;
+    let pq_ratchet = initial_pq_state(
+        version,
+        derived.pq_auth_key.as_ref(),
+        spqr::Direction::B2A,
+        policy,
+    )?;
     Ok(SessionState {
         version,
         local_identity: identity.public_key,
@@ -657,7 +724,7 @@ fn responder_state<S: ProtocolStore>(store: &S, msg: &PreKeySignalMessage) -> Re
         remote_registration_id: msg.registration_id(),
         local_registration_id: store.local_registration_id()?,
         alice_base_key: Some(*base),
-        pq_ratchet_state: Vec::new(),
+        pq_ratchet,
     })
 }
 

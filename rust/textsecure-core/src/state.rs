@@ -13,6 +13,7 @@ use crate::ratchet::{
     ChainKey, MessageKeys, RootKey, Secret32, ARCHIVED_STATES_MAX_LENGTH, MAX_MESSAGE_KEYS,
     MAX_RECEIVER_CHAINS,
 };
+use crate::spqr;
 
 /// A skipped message key kept for out-of-order delivery.
 #[derive(Clone, Debug)]
@@ -24,11 +25,13 @@ pub enum StoredMessageKey {
 }
 
 impl StoredMessageKey {
-    /// The message keys (derived from the seed with the given SPQR salt if stored as a seed).
-    pub fn keys(&self, counter: u32) -> Result<MessageKeys> {
-        match self {
-            Self::Seed(s) => MessageKeys::derive(s, counter, None),
-            Self::Keys(k) => Ok(k.clone()),
+    /// The message keys: derived from the seed (salted with the message's SPQR key, if any), or
+    /// the stored derived keys (which predate SPQR, so there must be no SPQR key).
+    pub fn keys(&self, counter: u32, pq_salt: Option<&[u8; 32]>) -> Result<MessageKeys> {
+        match (self, pq_salt) {
+            (Self::Seed(s), salt) => MessageKeys::derive(s, counter, salt),
+            (Self::Keys(k), None) => Ok(k.clone()),
+            (Self::Keys(_), Some(_)) => Err(Error::InvalidMessage("decryption failed")),
         }
     }
 }
@@ -104,8 +107,8 @@ pub struct SessionState {
     pub local_registration_id: u32,
     /// Alice's base key (recognises repeated PreKey messages).
     pub alice_base_key: Option<PublicKey>,
-    /// Serialized SPQR state (empty: none).
-    pub pq_ratchet_state: Vec<u8>,
+    /// The SPQR state (V0: none), serialized as SessionStructure field 15.
+    pub pq_ratchet: spqr::State,
 }
 
 impl fmt::Debug for SessionState {
@@ -119,10 +122,7 @@ impl fmt::Debug for SessionState {
             .field("sender_chain", &self.sender_chain)
             .field("receiver_chains", &self.receiver_chains)
             .field("pending_prekey", &self.pending_prekey.is_some())
-            .field(
-                "pq_ratchet_state",
-                &format_args!("<{} bytes redacted>", self.pq_ratchet_state.len()),
-            )
+            .field("pq_ratchet", &self.pq_ratchet)
             .finish_non_exhaustive()
     }
 }
@@ -211,12 +211,12 @@ impl SessionState {
                 .map(|k| k.serialize().to_vec())
                 .unwrap_or_default(),
             pending_kyber_pre_key,
-            pq_ratchet_state: self.pq_ratchet_state.clone(),
+            pq_ratchet_state: self.pq_ratchet.to_bytes(),
         }
     }
 
     /// From libsignal's (or python-axolotl's) `SessionStructure`.
-    pub fn from_proto(mut p: storage::SessionStructure) -> Result<Self> {
+    pub fn from_proto(p: storage::SessionStructure) -> Result<Self> {
         let bad = Error::InvalidRecord;
         let version = match p.session_version {
             // python-axolotl leaves the version at 0 or 2 for very old sessions; we only speak 3+.
@@ -306,7 +306,8 @@ impl SessionState {
             } else {
                 Some(key(&p.alice_base_key, "bad alice base key")?)
             },
-            pq_ratchet_state: std::mem::take(&mut p.pq_ratchet_state),
+            pq_ratchet: spqr::State::from_bytes(&p.pq_ratchet_state)
+                .map_err(|_| Error::InvalidRecord("bad SPQR state"))?,
         })
     }
 }

@@ -11,8 +11,11 @@
 //!   and sending chain. Our receiving state before the reply (chain key, every skipped key)
 //!   is checked against the same derivation and against the reference record.
 //! * Records (prekeys, Kyber prekeys, session records) round-trip.
-//! * The SPQR files are rejected from the first message, with nothing stored (SPQR is a later
-//!   issue; see `test_spqr_vectors_currently_rejected` in the Python suite).
+//! * The SPQR files (libsignal 0.103 on both sides) replay in full with SPQR required: at
+//!   `op: send` Bob continues from libsignal's `bob_session_record_after` (SPQR state included),
+//!   since his reply depended on libsignal's randomness.
+//! * Without SPQR, `pqxdh_nospqr.json` needs the `Preferred` policy (libsignal 0.83-0.91
+//!   behaviour); with SPQR required its first message is refused and nothing is stored.
 //!
 //! Without `<repo>/../shared` every test prints why and returns.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -32,7 +35,7 @@ use textsecure_core::prekey::{
 };
 use textsecure_core::proto::storage;
 use textsecure_core::ratchet::{derive_initial_keys, ChainKey, MessageKeys};
-use textsecure_core::session::decrypt;
+use textsecure_core::session::{decrypt_with, PqRatchetPolicy, SessionOptions};
 use textsecure_core::state::{SessionRecord, SessionState};
 use textsecure_core::store::{Address, InMemoryStore};
 use textsecure_core::Error;
@@ -206,7 +209,7 @@ fn check_reply(doc: &Value, ours: &SessionState, step: &Value) -> SessionRecord 
     assert_eq!(chain.chain_key, expected);
     assert!(!chain.message_keys.is_empty(), "messages were held back");
     for (counter, stored) in &chain.message_keys {
-        let keys = stored.keys(*counter).unwrap();
+        let keys = stored.keys(*counter, None).unwrap();
         assert!(same_keys(&keys, &keys_at(&alice_chain, *counter)));
     }
 
@@ -251,7 +254,7 @@ fn check_reply(doc: &Value, ours: &SessionState, step: &Value) -> SessionRecord 
     b.sort_unstable();
     assert_eq!(a, b);
     for (counter, stored) in &their_chain.message_keys {
-        let keys = stored.keys(*counter).unwrap();
+        let keys = stored.keys(*counter, None).unwrap();
         assert!(same_keys(&keys, &keys_at(&alice_chain, *counter)));
     }
     assert_eq!(theirs.remote_identity, ours.remote_identity);
@@ -259,19 +262,39 @@ fn check_reply(doc: &Value, ours: &SessionState, step: &Value) -> SessionRecord 
     assert_eq!(theirs.alice_base_key, ours.alice_base_key);
     assert_eq!(theirs.remote_registration_id, ours.remote_registration_id);
     assert_eq!(theirs.local_registration_id, ours.local_registration_id);
-    assert!(theirs.pending_prekey.is_none() && theirs.pq_ratchet_state.is_empty());
+    assert!(theirs.pending_prekey.is_none() && theirs.pq_ratchet.is_v0());
     record
 }
 
-/// (decrypted, duplicates rejected, replies reproduced)
-fn replay(doc: &Value) -> (usize, usize, usize) {
+fn options(policy: PqRatchetPolicy) -> SessionOptions {
+    SessionOptions {
+        local_address: None,
+        pq_ratchet: policy,
+    }
+}
+
+/// (decrypted, duplicates rejected, replies reproduced or imported)
+fn replay(doc: &Value, policy: PqRatchetPolicy, spqr: bool) -> (usize, usize, usize) {
     let mut store = bob_store(doc);
     let addr = alice(doc);
+    let opts = options(policy);
+    let decrypt = |store: &mut InMemoryStore, addr: &Address, msg: &CiphertextMessage| {
+        decrypt_with(store, addr, msg, &opts)
+    };
     let mut counts = (0, 0, 0);
     for (n, step) in doc["steps"].as_array().unwrap().iter().enumerate() {
         if step["op"] == "send" {
-            let ours = current(&store, &addr);
-            let record = check_reply(doc, &ours, step);
+            let record = if spqr {
+                // Bob's reply depended on libsignal's randomness (ratchet key and SPQR);
+                // continue from libsignal's own record, SPQR state included.
+                let data = b64(&step["bob_session_record_after"]);
+                let record = SessionRecord::deserialize(&data).unwrap();
+                assert_eq!(record.serialize(), data, "step {n}: record round trip");
+                record
+            } else {
+                let ours = current(&store, &addr);
+                check_reply(doc, &ours, step)
+            };
             store.sessions.insert(addr.clone(), record);
             counts.2 += 1;
             continue;
@@ -313,24 +336,49 @@ fn no_spqr_files_replay() {
     assert_eq!(expected.map(|e| e.0), NO_SPQR);
     for (name, counts) in expected {
         let Some(doc) = load(name) else { return };
-        assert_eq!(replay(&doc), counts, "{name}");
+        // Version 3 ignores the policy; version 4 without SPQR needs `Preferred`.
+        assert_eq!(
+            replay(&doc, PqRatchetPolicy::Preferred, false),
+            counts,
+            "{name}"
+        );
     }
 }
 
 #[test]
-fn spqr_files_rejected_from_the_first_message() {
+fn nospqr_v4_refused_when_spqr_is_required() {
+    let Some(doc) = load("pqxdh_nospqr.json") else {
+        return;
+    };
+    let mut store = bob_store(&doc);
+    let addr = alice(&doc);
+    let step = &doc["steps"][0];
+    let err = decrypt_with(
+        &mut store,
+        &addr,
+        &parse(step),
+        &options(PqRatchetPolicy::Required),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidMessage(_)), "{err}");
+    assert!(store.sessions.is_empty() && store.identities.is_empty());
+    assert_eq!(store.prekeys.len(), 1);
+}
+
+#[test]
+fn spqr_files_replay() {
     for name in SPQR {
         let Some(doc) = load(name) else { return };
-        let mut store = bob_store(&doc);
-        let addr = alice(&doc);
-        let step = &doc["steps"][0];
-        assert!(!step["header"]["pq_ratchet"].is_null());
-        let err = decrypt(&mut store, &addr, &parse(step)).unwrap_err();
-        assert!(matches!(err, Error::InvalidMessage(_)), "{name}: {err}");
-        assert!(store.sessions.is_empty(), "{name}");
-        assert!(store.identities.is_empty(), "{name}");
-        assert_eq!(store.prekeys.len(), 1, "{name}");
-        assert_eq!(store.kyber_prekeys.len(), 1, "{name}");
+        let receives = doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["op"] == "receive")
+            .count();
+        let (ok, dup, sends) = replay(&doc, PqRatchetPolicy::Required, true);
+        assert_eq!(ok + dup, receives, "{name}");
+        assert!(ok > 0, "{name}");
+        let _ = sends;
     }
 }
 

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::errors::{
-    err, EPOCH_OUT_OF_RANGE, INTERNAL, KEY_ALREADY_REQUESTED, KEY_JUMP, KEY_TRIMMED,
-    SEND_KEY_EPOCH_DECREASED,
+    err, EPOCH_OUT_OF_RANGE, INTERNAL, KEY_ALREADY_REQUESTED, KEY_TRIMMED, SEND_KEY_EPOCH_DECREASED,
 };
 use super::kdf::{hkdf, hkdf_z32};
 use super::Direction;
@@ -211,7 +210,11 @@ impl Chain {
             return Ok(key);
         }
         if at - ctr > max_jump {
-            return Err(err(KEY_JUMP));
+            // Typed like the Double Ratchet's own limit, so callers see one error class.
+            return Err(crate::error::Error::MessageGapTooLarge {
+                jump: at - ctr,
+                limit: max_jump,
+            });
         }
         if u64::from(at) > u64::from(ctr) + max_ooo && !dir.prev.is_empty() {
             let hist = Arc::make_mut(&mut dir.prev);
