@@ -16,6 +16,7 @@ def test_demo_conversation_output() -> None:
     assert sum("PREKEY  v3" in line for line in lines) == 2
     assert sum("PREKEY  v4" in line for line in lines) >= 2
     assert sum("WHISPER v4" in line for line in lines) == 5
+    assert sum("(SPQR " in line for line in lines) == 7  # every message of the v4 conversation
     assert text.count("rejected as a duplicate") == 2
     assert "bob decrypted the picture" in text and "one flipped bit is rejected" in text
 

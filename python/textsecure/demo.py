@@ -23,7 +23,11 @@ def _party(name: str, registration_id: int) -> tuple[ts.MemoryStore, ts.Address]
 def _conversation(kyber: bool, out: Callable[[str], None]) -> None:
     alice_store, alice = _party("alice", 1001)
     bob_store, bob = _party("bob", 2002)
-    label = "PQXDH (session version 4, Kyber-1024)" if kyber else "X3DH (session version 3)"
+    label = (
+        "PQXDH (session version 4, Kyber-1024) with the SPQR triple ratchet"
+        if kyber
+        else "X3DH (session version 3)"
+    )
     out(f"== {label}")
     bundle = bob_store.new_bundle(1, prekey_id=1, signed_prekey_id=1, kyber=kyber)
     out(
@@ -52,9 +56,11 @@ def _conversation(kyber: bool, out: Callable[[str], None]) -> None:
         assert isinstance(parsed, ts.SignalMessage | ts.PreKeySignalMessage)
         plaintext = peer.decrypt(parsed)
         assert plaintext == text
+        inner = parsed.message if isinstance(parsed, ts.PreKeySignalMessage) else parsed
+        spqr = f" (SPQR {len(inner.pq_ratchet)} B)" if inner.pq_ratchet else ""
         out(
             f"{sender:>5} -> {receiver:<5} {message.type.name:<7} v{message.version} "
-            f"{len(wire):4d} bytes  {plaintext.decode()}"
+            f"{len(wire):4d} bytes{spqr}  {plaintext.decode()}"
         )
     record = alice_store.session(bob)
     assert record is not None
