@@ -57,9 +57,15 @@ def _ts_pair(kyber: bool = False) -> tuple[ts.SessionCipher, ts.SessionCipher]:
     return to_b, to_a
 
 
+# v3 and v4 run the same Double Ratchet; v4 adds SPQR (the triple ratchet) to every message,
+# so the v4/v3 ratio is SPQR's cost.
+VERSIONS = pytest.mark.parametrize("version", [3, 4], ids=["v3", "v4-spqr"])
+
+
+@VERSIONS
 @pytest.mark.benchmark(group="encrypt-in-chain")
-def test_textsecure_encrypt(benchmark: Any) -> None:
-    to_b, _ = _ts_pair()
+def test_textsecure_encrypt(benchmark: Any, version: int) -> None:
+    to_b, _ = _ts_pair(kyber=version == 4)
 
     def batch() -> None:
         for _ in range(BATCH):
@@ -68,9 +74,10 @@ def test_textsecure_encrypt(benchmark: Any) -> None:
     _run(benchmark, batch)
 
 
+@VERSIONS
 @pytest.mark.benchmark(group="decrypt-in-chain")
-def test_textsecure_decrypt(benchmark: Any) -> None:
-    to_b, to_a = _ts_pair()
+def test_textsecure_decrypt(benchmark: Any, version: int) -> None:
+    to_b, to_a = _ts_pair(kyber=version == 4)
 
     def setup() -> tuple[tuple[list[Any]], dict[str, Any]]:
         return ([to_b.encrypt(PAYLOAD) for _ in range(BATCH)],), {}
@@ -82,9 +89,10 @@ def test_textsecure_decrypt(benchmark: Any) -> None:
     _run(benchmark, batch, setup=setup)
 
 
+@VERSIONS
 @pytest.mark.benchmark(group="ping-pong-round-trip")
-def test_textsecure_ping_pong(benchmark: Any) -> None:
-    to_b, to_a = _ts_pair()
+def test_textsecure_ping_pong(benchmark: Any, version: int) -> None:
+    to_b, to_a = _ts_pair(kyber=version == 4)
 
     def batch() -> None:
         for _ in range(100):
@@ -123,6 +131,22 @@ def test_textsecure_handshake_x3dh(benchmark: Any) -> None:
 @pytest.mark.benchmark(group="handshake-pqxdh")
 def test_textsecure_handshake_pqxdh(benchmark: Any) -> None:
     _ts_handshakes(benchmark, True, 100)
+
+
+def test_spqr_bytes_per_message() -> None:
+    """Not timed: what SPQR adds to the wire, over a long v4 ping-pong against v3."""
+    sizes: dict[int, list[int]] = {}
+    for version in (3, 4):
+        to_b, to_a = _ts_pair(kyber=version == 4)
+        out = sizes.setdefault(version, [])
+        for _ in range(300):
+            for src, dst in ((to_b, to_a), (to_a, to_b)):
+                m = src.encrypt(PAYLOAD)
+                out.append(len(bytes(m)))
+                dst.decrypt(m)
+    extra = sum(sizes[4]) / len(sizes[4]) - sum(sizes[3]) / len(sizes[3])
+    print(f"\nSPQR adds {extra:.1f} bytes per message on average (v4 vs v3, 600 messages)")
+    assert 0 < extra < 100
 
 
 # -- python-axolotl ---------------------------------------------------------------------------
