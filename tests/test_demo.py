@@ -19,6 +19,12 @@ def test_demo_conversation_output() -> None:
     assert sum("(SPQR " in line for line in lines) == 7  # every message of the v4 conversation
     assert text.count("rejected as a duplicate") == 2
     assert "bob decrypted the picture" in text and "one flipped bit is rejected" in text
+    assert sum("-> group SENDERKEY" in line for line in lines) == 3
+    assert "sealed sender v1" in text and "decrypts: A secret from someone" in text
+    views = [
+        line.split(":", 1)[1].split("(")[0].strip() for line in lines if "safety number" in line
+    ]
+    assert len(views) == 2 and views[0] == views[1] and len(views[0].replace(" ", "")) == 60
 
 
 def test_cli_demo_entry_point() -> None:
