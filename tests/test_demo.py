@@ -22,7 +22,9 @@ def test_demo_conversation_output() -> None:
     assert sum("-> group SENDERKEY" in line for line in lines) == 3
     assert "sealed sender v1" in text and "decrypts: A secret from someone" in text
     views = [
-        line.split(":", 1)[1].split("(")[0].strip() for line in lines if "safety number" in line
+        line.split(":", 1)[1].split("(")[0].strip()
+        for line in lines
+        if line.startswith("safety number (")
     ]
     assert len(views) == 2 and views[0] == views[1] and len(views[0].replace(" ", "")) == 60
 
