@@ -59,6 +59,7 @@ bench: bench-python bench-rust
 bench-python: $(BUILT) peers
 	$(PY) -m pytest benches/python --benchmark-enable --benchmark-columns=min,median,ops,rounds \
 		--benchmark-sort=name -q
+	$(PY) benches/cpu_time.py
 
 bench-rust:
 	cargo bench -p textsecure-core --bench ratchet
