@@ -169,6 +169,8 @@ struct World {
     jump_budget: u64,
     stats: Stats,
     step: u64,
+    /// `Display` and `Debug` of errors seen (bounded), for the secret scan.
+    errors: Vec<String>,
 }
 
 fn violation(what: &str) -> ! {
@@ -191,6 +193,7 @@ impl World {
             jump_budget: 0,
             stats: Stats::default(),
             step: 0,
+            errors: Vec::new(),
         };
         for i in 0..n {
             let address = Address::new(format!("party{i}"), 1);
@@ -445,6 +448,12 @@ impl World {
         }
     }
 
+    fn note_error(&mut self, e: &Error) {
+        if self.errors.len() < 4096 {
+            self.errors.push(format!("{e} {e:?}"));
+        }
+    }
+
     fn note_chains(&mut self, p: usize, from: usize) {
         let addr = &self.parties[from].address;
         let Some(state) = self.parties[p]
@@ -498,6 +507,7 @@ impl World {
                         ));
                     }
                     self.stats.rejected += 1;
+                    self.note_error(&e);
                     // The user accepts the new safety number of the sender's current
                     // installation, then the message is tried again.
                     let current = self.parties[from].store.identity().public_key;
@@ -534,9 +544,12 @@ impl World {
         match decrypt(store, &addr, &msg) {
             Err(e) => {
                 if snapshot(store) != before {
-                    violation(&format!("a failed decrypt of a damaged message ({e}) changed the store"));
+                    violation(&format!(
+                        "a failed decrypt of a damaged message ({e}) changed the store"
+                    ));
                 }
                 self.stats.rejected += 1;
+                self.note_error(&e);
             }
             Ok(pt) => {
                 let CiphertextMessage::PreKey(m) = &msg else {
@@ -771,6 +784,15 @@ impl World {
 
 /// Runs one conversation over `src` and returns its statistics.
 pub fn run_with(src: &mut dyn Source, parties: usize, config: &Config) -> Stats {
+    run_keeping_stores(src, parties, config).0
+}
+
+/// [`run_with`], also returning every party's final store and the text of the errors seen.
+pub fn run_keeping_stores(
+    src: &mut dyn Source,
+    parties: usize,
+    config: &Config,
+) -> (Stats, Vec<InMemoryStore>, Vec<String>) {
     let mut w = World::new(parties.clamp(2, 3));
     w.jump_budget = config.jump_budget;
     let mut steps = 0;
@@ -783,7 +805,8 @@ pub fn run_with(src: &mut dyn Source, parties: usize, config: &Config) -> Stats 
         }
     }
     w.heal();
-    w.stats
+    let stores = w.parties.into_iter().map(|p| p.store).collect();
+    (w.stats, stores, w.errors)
 }
 
 /// The deterministic runner: `runs` conversations as `config` bounds them, with schedules from
