@@ -82,3 +82,20 @@ fmt: $(STAMP)
 
 clean:
 	rm -rf $(VENV) target tests/interop/node_modules
+
+# --- fuzzing (docs/fuzzing.md): cargo-fuzz on stable Rust (RUSTC_BOOTSTRAP=1) ---------------
+# `FUZZ_SECONDS=60 make fuzz` runs every target that long, then the conversation runner.
+FUZZ_SECONDS ?= 180
+
+.PHONY: fuzz fuzz-ci fuzz-cmin
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/tools/fuzz.sh run
+
+# Short and bounded for CI; installs cargo-fuzz if missing; fails only on a real finding.
+fuzz-ci:
+	fuzz/tools/fuzz.sh ci
+
+# Merge what `make fuzz` found into the committed corpora, minimized.
+fuzz-cmin:
+	fuzz/tools/fuzz.sh cmin

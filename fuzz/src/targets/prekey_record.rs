@@ -1,0 +1,16 @@
+//! `PreKeyRecord::deserialize`: never panics; what parses round-trips and has a matching key
+//! pair.
+
+use textsecure_core::prekey::PreKeyRecord;
+
+/// Target entry point.
+pub fn run(data: &[u8]) {
+    let Ok(r) = PreKeyRecord::deserialize(data) else {
+        return;
+    };
+    assert_eq!(r.key_pair.private_key.public_key(), r.key_pair.public_key);
+    let back = PreKeyRecord::deserialize(&r.serialize()).expect("re-parse");
+    assert_eq!(back.id, r.id);
+    assert_eq!(back.key_pair.public_key, r.key_pair.public_key);
+    assert_eq!(back.serialize(), r.serialize());
+}

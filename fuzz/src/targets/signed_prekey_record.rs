@@ -1,0 +1,18 @@
+//! `SignedPreKeyRecord::deserialize`: never panics; what parses round-trips and has a matching
+//! key pair.
+
+use textsecure_core::prekey::SignedPreKeyRecord;
+
+/// Target entry point.
+pub fn run(data: &[u8]) {
+    let Ok(r) = SignedPreKeyRecord::deserialize(data) else {
+        return;
+    };
+    assert_eq!(r.key_pair.private_key.public_key(), r.key_pair.public_key);
+    let back = SignedPreKeyRecord::deserialize(&r.serialize()).expect("re-parse");
+    assert_eq!(back.id, r.id);
+    assert_eq!(back.key_pair.public_key, r.key_pair.public_key);
+    assert_eq!(back.signature, r.signature);
+    assert_eq!(back.timestamp, r.timestamp);
+    assert_eq!(back.serialize(), r.serialize());
+}

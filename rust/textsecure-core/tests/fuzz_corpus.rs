@@ -1,0 +1,278 @@
+//! Replays every committed fuzz input through its target's logic, without libFuzzer (the
+//! `run_corpus` idea of vodozemac): `fuzz/corpus/<target>/*` (the minimized corpora) and
+//! `fuzz/regressions/<target>/*` (inputs that once found a bug). The target logic is the fuzz
+//! crate's own (`fuzz/src/targets/`), compiled here through `#[path]`.
+//!
+//! `cargo test --test fuzz_corpus -- --ignored write_seeds` (re)writes the seeds that come from
+//! our own tests; `fuzz/tools/seeds_from_vectors.py` writes those from the interop vectors.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    dead_code
+)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[path = "../../../fuzz/src/targets/mod.rs"]
+mod targets;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn corpora_and_regressions_replay() {
+    let mut total = 0;
+    for (name, run) in targets::ALL {
+        let corpus = files(&fuzz_dir().join("corpus").join(name));
+        assert!(!corpus.is_empty(), "target {name} has no committed corpus");
+        let regressions = files(&fuzz_dir().join("regressions").join(name));
+        for path in corpus.iter().chain(&regressions) {
+            let data = fs::read(path).unwrap();
+            let r = std::panic::catch_unwind(|| run(&data));
+            assert!(r.is_ok(), "{name}: {} fails", path.display());
+            total += 1;
+        }
+    }
+    eprintln!("replayed {total} fuzz inputs");
+}
+
+#[test]
+fn every_target_is_wired() {
+    let manifest = fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
+    let names: Vec<&str> = targets::ALL.iter().map(|(n, _)| *n).collect();
+    for name in &names {
+        let stub = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
+        let src = fs::read_to_string(&stub).unwrap_or_default();
+        assert!(
+            src.contains(&format!("targets::{name}::run")),
+            "{} must call targets::{name}::run",
+            stub.display()
+        );
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+    }
+    for sub in ["fuzz_targets", "corpus", "regressions"] {
+        let Ok(rd) = fs::read_dir(fuzz_dir().join(sub)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+            if stem.starts_with('.') || stem == "README" {
+                continue;
+            }
+            assert!(
+                names.contains(&stem.as_str()),
+                "{} belongs to no registered target",
+                p.display()
+            );
+        }
+    }
+}
+
+/// The Bobs embedded from the interop vectors really are those files' receivers: the first
+/// message of each file's seed decrypts.
+#[test]
+fn vector_receivers_decrypt_their_seeds() {
+    use targets::support::{alice_address, receiver, Input};
+    use textsecure_core::session::decrypt;
+    let mut ok = [false; 5];
+    for path in files(&fuzz_dir().join("corpus/session_decrypt")) {
+        let data = fs::read(&path).unwrap();
+        let mut input = Input::new(&data);
+        let which = input.u8();
+        if which == 0 || which > 4 {
+            continue;
+        }
+        let mut store = receiver(which).clone();
+        let kind = input.u8();
+        if let Some(m) = targets::session_decrypt::parse(kind, input.field()) {
+            ok[usize::from(which)] |= decrypt(&mut store, &alice_address(), &m).is_ok();
+        }
+    }
+    assert_eq!(
+        ok[1..],
+        [true; 4],
+        "a vector receiver decrypts none of its messages"
+    );
+}
+
+/// Writes the seeds that come from our own code (fixed parties, records, keys, blobs).
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand when the seeds change"]
+fn write_seeds() {
+    seeds::write_all(&fuzz_dir().join("corpus"));
+}
+
+mod seeds {
+    use std::collections::HashSet;
+    use std::fs;
+    use std::path::Path;
+
+    use sha2::{Digest, Sha256};
+    use textsecure_core::curve::PrivateKey;
+    use textsecure_core::kem;
+    use textsecure_core::message::CiphertextMessage;
+    use textsecure_core::prekey::{
+        IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord,
+    };
+    use textsecure_core::session::{decrypt, encrypt, process_prekey_bundle};
+    use textsecure_core::store::InMemoryStore;
+
+    use super::targets::support::{
+        alice_address, bob_address, fixed_alice_identity, fixed_bob, put_field, SplitMix,
+    };
+    use super::targets::{attachment_signal, attachment_whatsapp, prekey_bundle};
+
+    fn put(root: &Path, target: &str, data: &[u8]) {
+        let dir = root.join(target);
+        fs::create_dir_all(&dir).unwrap();
+        let name: String = Sha256::digest(data)[..20]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        fs::write(dir.join(name), data).unwrap();
+    }
+
+    fn message_input(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind];
+        put_field(&mut v, body);
+        v
+    }
+
+    pub(super) fn write_all(root: &Path) {
+        let bob = fixed_bob();
+        // Fixed Alice to fixed Bob, each kind of bundle: PQXDH / X3DH, with / without one-time
+        // prekey.
+        for (kyber, otk) in [(true, true), (true, false), (false, true), (false, false)] {
+            let mut bundle = bob.bundle.clone();
+            if !kyber {
+                bundle.kyber = None;
+            }
+            if !otk {
+                bundle.prekey = None;
+            }
+            put(root, "prekey_bundle", &prekey_bundle::encode(&bundle));
+            let mut alice = InMemoryStore::new(fixed_alice_identity(), 7);
+            process_prekey_bundle(&mut alice, &bob_address(), &bundle).unwrap();
+            let msgs: Vec<CiphertextMessage> = (0..4u8)
+                .map(|i| encrypt(&mut alice, &bob_address(), &[b'm', i]).unwrap())
+                .collect();
+            for m in &msgs {
+                let CiphertextMessage::PreKey(p) = m else {
+                    unreachable!()
+                };
+                put(root, "prekey_signal_message", p.serialized());
+                put(root, "signal_message", p.message().serialized());
+                if let Some(ct) = p.kyber_ciphertext() {
+                    put(root, "kem_decapsulate", ct);
+                }
+            }
+            for order in [&[0usize][..], &[0, 1, 2, 3], &[2, 0, 3, 1, 1], &[1, 1, 0]] {
+                let mut input = vec![0u8];
+                for &i in order {
+                    input.extend(message_input(3, msgs[i].serialized()));
+                }
+                put(root, "session_decrypt", &input);
+            }
+            // Bob's record after a conversation (with archived sessions), plus a message.
+            let mut bob_store = bob.store.clone();
+            for m in &msgs[..2] {
+                decrypt(&mut bob_store, &alice_address(), m).unwrap();
+            }
+            let reply = encrypt(&mut bob_store, &alice_address(), b"reply").unwrap();
+            decrypt(&mut alice, &bob_address(), &reply).unwrap();
+            let w = encrypt(&mut alice, &bob_address(), b"whisper").unwrap();
+            put(root, "signal_message", w.serialized());
+            for rec in [
+                &bob_store.sessions[&alice_address()],
+                &alice.sessions[&bob_address()],
+            ] {
+                let mut input = Vec::new();
+                put_field(&mut input, &rec.serialize());
+                input.extend(message_input(w.message_type(), w.serialized()));
+                put(root, "session_record", &input);
+            }
+        }
+        // Keys and records.
+        let mut rng = SplitMix(1);
+        let id = IdentityKeyPair::from_private(PrivateKey::generate_with(&mut rng));
+        put(root, "identity_key_pair", &id.serialize());
+        let pk = PreKeyRecord::new(5, PrivateKey::generate_with(&mut rng));
+        put(root, "prekey_record", &pk.serialize());
+        put(
+            root,
+            "signed_prekey_record",
+            &SignedPreKeyRecord::generate(6, &id, 9).serialize(),
+        );
+        for kt in [kem::KeyType::Kyber1024, kem::KeyType::MlKem1024] {
+            let pair = kem::KeyPair::from_seed(kt, &[kt.byte(); 64]).unwrap();
+            put(root, "kem_public_key", &pair.public_key.serialize());
+            put(root, "kem_secret_key", &pair.secret_key.serialize());
+            let (_ss, ct) = pair.public_key.encapsulate().unwrap();
+            put(root, "kem_decapsulate", &ct);
+            let rec = KyberPreKeyRecord {
+                id: 8,
+                key_pair: pair,
+                signature: vec![0; 64],
+                timestamp: 1,
+            };
+            put(root, "kyber_prekey_record", &rec.serialize());
+        }
+        let k = PrivateKey::generate_with(&mut rng);
+        put(root, "curve_private_key", &k.serialize());
+        let sig = k.sign_multipart_with(&[b"message"], &mut rng);
+        let mut input = k.public_key().serialize().to_vec();
+        input.extend_from_slice(&sig);
+        input.extend_from_slice(b"message");
+        put(root, "curve_public_key", &input);
+        // Low-order and non-canonical public keys.
+        for u in [[0u8; 32], [1u8; 32], [0xffu8; 32]] {
+            let mut v = vec![5u8];
+            v.extend_from_slice(&u);
+            put(root, "curve_public_key", &v);
+        }
+        // Attachments.
+        let mut seen = HashSet::new();
+        for n in [0usize, 1, 15, 16, 17, 100, 1000] {
+            let pt: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+            for inc in [false, true] {
+                let v = attachment_signal::encode(&pt, &[n as u8; 16], inc);
+                if seen.insert(v.clone()) {
+                    put(root, "attachment_signal", &v);
+                }
+            }
+            put(
+                root,
+                "attachment_whatsapp",
+                &attachment_whatsapp::encode(n as u8, &pt),
+            );
+        }
+        // Conversations: random schedules.
+        for s in 0..12u64 {
+            let mut r = SplitMix(s);
+            let len = 64 + (r.next_word() % 400) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| r.next_word() as u8).collect();
+            put(root, "conversation", &bytes);
+        }
+    }
+}
