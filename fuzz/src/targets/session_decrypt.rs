@@ -8,7 +8,21 @@
 use std::collections::HashSet;
 
 use textsecure_core::message::{CiphertextMessage, PreKeySignalMessage, SignalMessage};
-use textsecure_core::session::decrypt;
+use textsecure_core::session::{decrypt_with, PqRatchetPolicy, SessionOptions};
+
+/// The most permissive policy: SPQR when offered, none from peers without it (libsignal 0.72
+/// vectors), so every receiver's messages are reachable.
+fn decrypt(
+    store: &mut textsecure_core::store::InMemoryStore,
+    from: &textsecure_core::store::Address,
+    msg: &CiphertextMessage,
+) -> textsecure_core::Result<Vec<u8>> {
+    let opts = SessionOptions {
+        local_address: None,
+        pq_ratchet: PqRatchetPolicy::Preferred,
+    };
+    decrypt_with(store, from, msg, &opts)
+}
 
 use super::support::{alice_address, receiver, snapshot, Input};
 

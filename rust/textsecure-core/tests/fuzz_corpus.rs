@@ -94,7 +94,11 @@ fn every_target_is_wired() {
 #[test]
 fn vector_receivers_decrypt_their_seeds() {
     use targets::support::{alice_address, receiver, Input};
-    use textsecure_core::session::decrypt;
+    use textsecure_core::session::{decrypt_with, PqRatchetPolicy, SessionOptions};
+    let opts = SessionOptions {
+        local_address: None,
+        pq_ratchet: PqRatchetPolicy::Preferred,
+    };
     let mut ok = [false; 5];
     for path in files(&fuzz_dir().join("corpus/session_decrypt")) {
         let data = fs::read(&path).unwrap();
@@ -106,7 +110,7 @@ fn vector_receivers_decrypt_their_seeds() {
         let mut store = receiver(which).clone();
         let kind = input.u8();
         if let Some(m) = targets::session_decrypt::parse(kind, input.field()) {
-            ok[usize::from(which)] |= decrypt(&mut store, &alice_address(), &m).is_ok();
+            ok[usize::from(which)] |= decrypt_with(&mut store, &alice_address(), &m, &opts).is_ok();
         }
     }
     assert_eq!(
