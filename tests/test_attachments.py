@@ -508,3 +508,59 @@ def test_crypto_runs_without_the_gil() -> None:
                 break
         else:
             pytest.fail(f"the calling thread was blocked: (pause, duration) = {results}")
+
+
+@pytest.mark.parametrize("n", [0, 1, 17, 70_001, (4 << 20) + 5])
+def test_threads_give_identical_results(n: int) -> None:
+    """One thread, two threads and the automatic choice produce the same bytes and checks."""
+    pt = data(n, seed=7)
+    key = bytes(range(64))
+    iv = bytes(16)
+    ref = att.encrypt(pt, key=key, iv=iv, threads=1)
+    h = hashlib.sha256(ref.blob).digest()
+    assert h == ref.digest
+    mk = bytes(range(32))
+    wref = att.encrypt_whatsapp(pt, "document", media_key=mk, threads=1)
+    for threads in (2, 8, None):
+        a = att.encrypt(pt, key=key, iv=iv, threads=threads)
+        assert a == ref
+        assert a.blob == ref.blob
+        w = att.encrypt_whatsapp(pt, "document", media_key=mk, threads=threads)
+        assert w == wref
+        assert w.blob == wref.blob
+    for threads in (1, 2, None):
+
+        def dec(blob: bytes, size: int = n, th: int | None = threads, **inc: Any) -> bytes:
+            return att.decrypt(blob, key=key, digest=ref.digest, size=size, threads=th, **inc)
+
+        assert dec(ref.blob) == pt
+        assert dec(ref.blob, incremental_mac=ref.incremental_mac, chunk_size=ref.chunk_size) == pt
+        assert dec(ref.blob, n // 2) == pt[: n // 2]
+        # Up to the padded size the padding zeros are content; beyond it is an error.
+        padded = att.padded_size(n)
+        assert dec(ref.blob, padded) == pt + bytes(padded - n)
+        with pytest.raises(InvalidMessage):
+            dec(ref.blob, padded + 1)
+        with pytest.raises(InvalidMessage):
+            dec(ref.blob, len(ref.blob) + 1)
+        bad = bytearray(ref.blob)
+        bad[len(bad) // 2] ^= 1
+        with pytest.raises(InvalidMessage):
+            dec(bytes(bad))
+        got = att.decrypt_whatsapp(
+            wref.blob,
+            "document",
+            mk,
+            file_sha256=wref.file_sha256,
+            file_enc_sha256=wref.file_enc_sha256,
+            threads=threads,
+        )
+        assert got == pt
+        wbad = bytearray(wref.blob)
+        wbad[len(wbad) // 3] ^= 1
+        with pytest.raises(InvalidMessage):
+            att.decrypt_whatsapp(bytes(wbad), "document", mk, threads=threads)
+    with pytest.raises(InvalidArgument):
+        att.encrypt(pt, threads=0)
+    with pytest.raises(InvalidArgument):
+        att.decrypt_whatsapp(wref.blob, "document", mk, threads=0)

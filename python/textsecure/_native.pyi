@@ -355,7 +355,11 @@ def incremental_mac(key: bytes, data: bytes, chunk_size: int) -> bytes: ...
 _SignalInfo = tuple[bytes, bytes, int, int, int]  # digest, incremental_mac, chunk, size, blob_len
 
 def attachment_encrypt(
-    data: bytes, key: bytes, iv: bytes, chunk_size: int | None = None
+    data: bytes,
+    key: bytes,
+    iv: bytes,
+    chunk_size: int | None = None,
+    threads: int | None = None,
 ) -> tuple[bytes, _SignalInfo]: ...
 def attachment_decrypt(
     blob: bytes,
@@ -364,6 +368,7 @@ def attachment_decrypt(
     size: int,
     incremental_mac: bytes | None = None,
     chunk_size: int | None = None,
+    threads: int | None = None,
 ) -> bytes: ...
 def attachment_encrypt_file(
     src: str,
@@ -409,13 +414,16 @@ _WaInfo = tuple[bytes, bytes, int]  # file_sha256, file_enc_sha256, file_length
 def whatsapp_media_types() -> list[str]: ...
 def whatsapp_hkdf_info(media_type: str) -> str: ...
 def whatsapp_media_keys(media_key: bytes, media_type: str) -> tuple[bytes, bytes, bytes, bytes]: ...
-def whatsapp_encrypt(data: bytes, media_type: str, media_key: bytes) -> tuple[bytes, _WaInfo]: ...
+def whatsapp_encrypt(
+    data: bytes, media_type: str, media_key: bytes, threads: int | None = None
+) -> tuple[bytes, _WaInfo]: ...
 def whatsapp_decrypt(
     blob: bytes,
     media_type: str,
     media_key: bytes,
     file_sha256: bytes | None = None,
     file_enc_sha256: bytes | None = None,
+    threads: int | None = None,
 ) -> bytes: ...
 def whatsapp_encrypt_file(src: str, dst: str, media_type: str, media_key: bytes) -> _WaInfo: ...
 def whatsapp_decrypt_file(

@@ -12,7 +12,7 @@ use textsecure_core::attachments::file::{self, FileError, Incremental};
 use textsecure_core::attachments::signal::{self, SignalEncryptResult};
 use textsecure_core::attachments::whatsapp::{self, MediaKeys, MediaType};
 use textsecure_core::attachments::{
-    chunk_size_for, padded_size, IncrementalMac, SignalDecryptor, SignalEncryptor,
+    chunk_size_for, padded_size, IncrementalMac, SignalDecryptor, SignalEncryptor, Threads,
     WhatsAppDecryptor, WhatsAppEncryptor,
 };
 
@@ -97,34 +97,55 @@ fn incremental_mac<'py>(
     Ok(bytes(py, &list))
 }
 
+fn too_large<T>() -> PyResult<T> {
+    Err::<T, _>(textsecure_core::Error::InvalidArgument("data too large")).py()
+}
+
+/// A new `bytes` of `len` bytes filled by `fill`, which runs without the GIL when `len` is
+/// sizable: the output is written once, straight into the Python object (no intermediate
+/// buffer, no copy).
+fn bytes_with<'py>(
+    py: Python<'py>,
+    len: usize,
+    work: usize,
+    fill: impl FnOnce(&mut [u8]) -> textsecure_core::Result<()> + Send,
+) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, len, |buf| run(py, work.max(len), || fill(buf)).py())
+}
+
 /// One-shot encryption: (blob, digest, incremental_mac, chunk_size, plaintext_size, blob_len).
 #[pyfunction]
-#[pyo3(signature = (data, key, iv, chunk_size=None))]
+#[pyo3(signature = (data, key, iv, chunk_size=None, threads=None))]
 fn attachment_encrypt<'py>(
     py: Python<'py>,
     data: &[u8],
     key: &[u8],
     iv: &[u8],
     chunk_size: Option<usize>,
+    threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyBytes>, SignalInfo<'py>)> {
     let chunk = chunk_size.unwrap_or_else(|| signal::default_chunk_size(data.len() as u64));
-    let mut e = SignalEncryptor::new(key, iv, chunk).py()?;
-    let (blob, r) = run(py, data.len(), || {
-        let cap = usize::try_from(signal::blob_len(data.len() as u64)).unwrap_or(0);
-        let mut out = Vec::with_capacity(cap);
-        let u = e.update(data, &mut out);
-        u.map(|()| {
-            let r = e.finalize(&mut out);
-            (out, r)
-        })
-    })
-    .py()?;
-    Ok((bytes(py, &blob), signal_info(py, &r)))
+    // Argument errors before allocating.
+    SignalEncryptor::new(key, iv, chunk).py()?;
+    let Ok(len) = usize::try_from(signal::blob_len(data.len() as u64)) else {
+        return too_large();
+    };
+    let th = Threads::from_count(threads);
+    let mut info = None;
+    let blob = bytes_with(py, len, data.len(), |buf| {
+        info = Some(signal::encrypt_into(key, iv, chunk, data, buf, th)?);
+        Ok(())
+    })?;
+    match info {
+        Some(r) => Ok((blob, signal_info(py, &r))),
+        None => too_large(),
+    }
 }
 
 /// One-shot decryption (MAC, digest when given, incremental MAC when given).
 #[pyfunction]
-#[pyo3(signature = (blob, key, digest, size, incremental_mac=None, chunk_size=None))]
+#[pyo3(signature = (blob, key, digest, size, incremental_mac=None, chunk_size=None, threads=None))]
+#[allow(clippy::too_many_arguments)]
 fn attachment_decrypt<'py>(
     py: Python<'py>,
     blob: &[u8],
@@ -133,6 +154,7 @@ fn attachment_decrypt<'py>(
     size: u64,
     incremental_mac: Option<&[u8]>,
     chunk_size: Option<usize>,
+    threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let inc = match (incremental_mac, chunk_size) {
         (Some(m), Some(c)) => Some((m, c)),
@@ -144,11 +166,23 @@ fn attachment_decrypt<'py>(
             .py()
         }
     };
-    let out = run(py, blob.len(), || {
-        signal::decrypt(key, blob, digest, size, inc)
-    })
-    .py()?;
-    Ok(bytes(py, &out))
+    match usize::try_from(size) {
+        // The plaintext is `size` bytes: decrypted straight into the result.
+        Ok(len) if len <= blob.len() => {
+            let th = Threads::from_count(threads);
+            bytes_with(py, len, blob.len(), |buf| {
+                signal::decrypt_into(key, blob, digest, size, inc, buf, th)
+            })
+        }
+        // Larger than the blob: surely an error; the reference path says which.
+        _ => {
+            let out = run(py, blob.len(), || {
+                signal::decrypt_streaming(key, blob, digest, size, inc)
+            })
+            .py()?;
+            Ok(bytes(py, &out))
+        }
+    }
 }
 
 /// Encrypts the file `src` into `dst`: (digest, incremental_mac, chunk_size, size, blob_len).
@@ -200,6 +234,8 @@ fn attachment_decrypt_file(
 #[pyclass(module = "textsecure._native")]
 struct AttachmentEncryptor {
     inner: Option<SignalEncryptor>,
+    /// Output buffer reused across calls (no fresh pages per chunk).
+    buf: Vec<u8>,
 }
 
 #[pymethods]
@@ -208,23 +244,22 @@ impl AttachmentEncryptor {
     fn new(key: &[u8], iv: &[u8], chunk_size: usize) -> PyResult<Self> {
         Ok(Self {
             inner: Some(SignalEncryptor::new(key, iv, chunk_size).py()?),
+            buf: Vec::new(),
         })
     }
 
     /// Encrypts `data`; returns the blob bytes produced.
     fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let Some(e) = self.inner.as_mut() else {
+        let Self { inner, buf } = self;
+        let Some(e) = inner.as_mut() else {
             return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
                 "encryptor already finalized",
             ))
             .py();
         };
-        let out = run(py, data.len(), || {
-            let mut out = Vec::with_capacity(data.len() + 32);
-            e.update(data, &mut out).map(|()| out)
-        })
-        .py()?;
-        Ok(bytes(py, &out))
+        buf.clear();
+        run(py, data.len(), || e.update(data, buf)).py()?;
+        Ok(bytes(py, buf))
     }
 
     /// Ends the plaintext; returns up to about `max` bytes of padding ciphertext and whether
@@ -236,12 +271,10 @@ impl AttachmentEncryptor {
             ))
             .py();
         };
-        let (out, done) = run(py, max, || {
-            let mut out = Vec::new();
-            let done = e.pad(&mut out, max);
-            (out, done)
-        });
-        Ok((bytes(py, &out), done))
+        let buf = &mut self.buf;
+        buf.clear();
+        let done = run(py, max, || e.pad(buf, max));
+        Ok((bytes(py, buf), done))
     }
 
     /// Finishes: (tail bytes, (digest, incremental_mac, chunk_size, size, blob_len)).
@@ -268,6 +301,8 @@ impl AttachmentEncryptor {
 #[pyclass(module = "textsecure._native")]
 struct AttachmentDecryptor {
     inner: Option<SignalDecryptor>,
+    /// Output buffer reused across calls.
+    buf: Vec<u8>,
 }
 
 #[pymethods]
@@ -291,25 +326,27 @@ impl AttachmentDecryptor {
         };
         Ok(Self {
             inner: Some(inner.py()?),
+            buf: Vec::new(),
         })
     }
 
     /// Feeds blob bytes; returns the plaintext released.
     fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let Some(d) = self.inner.as_mut() else {
+        let Self { inner, buf } = self;
+        let Some(d) = inner.as_mut() else {
             return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
                 "decryptor already finalized",
             ))
             .py();
         };
-        let r = run(py, data.len(), || {
-            let mut out = Vec::with_capacity(data.len());
-            d.update(data, &mut out).map(|()| out)
-        });
+        buf.clear();
+        let r = run(py, data.len(), || d.update(data, buf));
         if r.is_err() {
-            self.inner = None;
+            *inner = None;
+            *buf = Vec::new();
         }
-        Ok(bytes(py, &r.py()?))
+        r.py()?;
+        Ok(bytes(py, buf))
     }
 
     /// Checks everything; returns the last plaintext bytes.
@@ -377,20 +414,35 @@ fn wa_info<'py>(py: Python<'py>, r: &whatsapp::WhatsAppEncryptResult) -> WaInfo<
 
 /// One-shot: (file, (file_sha256, file_enc_sha256, file_length)).
 #[pyfunction]
+#[pyo3(signature = (data, media_type, media_key, threads=None))]
 fn whatsapp_encrypt<'py>(
     py: Python<'py>,
     data: &[u8],
     media_type: &str,
     media_key: &[u8],
+    threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyBytes>, WaInfo<'py>)> {
     let t = self::media_type(media_type)?;
-    let (blob, r) = run(py, data.len(), || whatsapp::encrypt(media_key, t, data)).py()?;
-    Ok((bytes(py, &blob), wa_info(py, &r)))
+    // Argument errors before allocating.
+    MediaKeys::derive(media_key, t).py()?;
+    let Ok(len) = usize::try_from(whatsapp::enc_len(data.len() as u64)) else {
+        return too_large();
+    };
+    let th = Threads::from_count(threads);
+    let mut info = None;
+    let blob = bytes_with(py, len, data.len(), |buf| {
+        info = Some(whatsapp::encrypt_into(media_key, t, data, buf, th)?);
+        Ok(())
+    })?;
+    match info {
+        Some(r) => Ok((blob, wa_info(py, &r))),
+        None => too_large(),
+    }
 }
 
 /// One-shot: checks the MAC, and the hashes when given.
 #[pyfunction]
-#[pyo3(signature = (blob, media_type, media_key, file_sha256=None, file_enc_sha256=None))]
+#[pyo3(signature = (blob, media_type, media_key, file_sha256=None, file_enc_sha256=None, threads=None))]
 fn whatsapp_decrypt<'py>(
     py: Python<'py>,
     blob: &[u8],
@@ -398,13 +450,17 @@ fn whatsapp_decrypt<'py>(
     media_key: &[u8],
     file_sha256: Option<&[u8]>,
     file_enc_sha256: Option<&[u8]>,
+    threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let t = self::media_type(media_type)?;
-    let out = run(py, blob.len(), || {
-        whatsapp::decrypt(media_key, t, blob, file_sha256, file_enc_sha256)
+    let th = Threads::from_count(threads);
+    // MAC and hashes first; the plaintext length is known only then (it depends on the padding).
+    let v = run(py, blob.len(), || {
+        whatsapp::verify(media_key, t, blob, file_sha256, file_enc_sha256, th)
     })
     .py()?;
-    Ok(bytes(py, &out))
+    let len = v.len();
+    bytes_with(py, len, len, |buf| v.decrypt_into(buf))
 }
 
 /// Encrypts the file `src` into `dst`: (file_sha256, file_enc_sha256, file_length).
@@ -443,6 +499,8 @@ fn whatsapp_decrypt_file(
 #[pyclass(module = "textsecure._native")]
 struct WhatsAppMediaEncryptor {
     inner: Option<WhatsAppEncryptor>,
+    /// Output buffer reused across calls.
+    buf: Vec<u8>,
 }
 
 #[pymethods]
@@ -452,22 +510,21 @@ impl WhatsAppMediaEncryptor {
         let t = self::media_type(media_type)?;
         Ok(Self {
             inner: Some(WhatsAppEncryptor::new(media_key, t).py()?),
+            buf: Vec::new(),
         })
     }
 
     fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let Some(e) = self.inner.as_mut() else {
+        let Self { inner, buf } = self;
+        let Some(e) = inner.as_mut() else {
             return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
                 "encryptor already finalized",
             ))
             .py();
         };
-        let out = run(py, data.len(), || {
-            let mut out = Vec::with_capacity(data.len() + 16);
-            e.update(data, &mut out);
-            out
-        });
-        Ok(bytes(py, &out))
+        buf.clear();
+        run(py, data.len(), || e.update(data, buf));
+        Ok(bytes(py, buf))
     }
 
     fn finalize<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, WaInfo<'py>)> {
@@ -487,6 +544,8 @@ impl WhatsAppMediaEncryptor {
 #[pyclass(module = "textsecure._native")]
 struct WhatsAppMediaDecryptor {
     inner: Option<WhatsAppDecryptor>,
+    /// Output buffer reused across calls.
+    buf: Vec<u8>,
 }
 
 #[pymethods]
@@ -502,24 +561,28 @@ impl WhatsAppMediaDecryptor {
     ) -> PyResult<Self> {
         let t = self::media_type(media_type)?;
         let d = WhatsAppDecryptor::new(media_key, t, file_sha256, file_enc_sha256, enc_len).py()?;
-        Ok(Self { inner: Some(d) })
+        Ok(Self {
+            inner: Some(d),
+            buf: Vec::new(),
+        })
     }
 
     fn update<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let Some(d) = self.inner.as_mut() else {
+        let Self { inner, buf } = self;
+        let Some(d) = inner.as_mut() else {
             return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
                 "decryptor already finalized",
             ))
             .py();
         };
-        let r = run(py, data.len(), || {
-            let mut out = Vec::with_capacity(data.len());
-            d.update(data, &mut out).map(|()| out)
-        });
+        buf.clear();
+        let r = run(py, data.len(), || d.update(data, buf));
         if r.is_err() {
-            self.inner = None;
+            *inner = None;
+            *buf = Vec::new();
         }
-        Ok(bytes(py, &r.py()?))
+        r.py()?;
+        Ok(bytes(py, buf))
     }
 
     fn finalize<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, u64)> {

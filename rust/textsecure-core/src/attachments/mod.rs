@@ -18,11 +18,13 @@ pub mod cbc_stream;
 pub mod file;
 pub mod incremental;
 pub mod padding;
+pub mod pipeline;
 pub mod signal;
 pub mod whatsapp;
 
 pub use incremental::{chunk_size_for, IncrementalMac, ValidatingMac};
 pub use padding::padded_size;
+pub use pipeline::Threads;
 pub use signal::{SignalDecryptor, SignalEncryptResult, SignalEncryptor};
 pub use whatsapp::{
     MediaKeys, MediaType, WhatsAppDecryptor, WhatsAppEncryptResult, WhatsAppEncryptor,

@@ -8,9 +8,10 @@
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::cbc_stream::{pkcs7_data_len, CbcDecStream, CbcEncStream, BLOCK};
+use super::cbc_stream::{pkcs7_data_len, CbcBlocksEnc, CbcDecStream, CbcEncStream, BLOCK};
 use super::incremental::{chunk_size_for, ChunkedMac, DIGEST_LEN};
 use super::padding::padded_size;
+use super::pipeline::{handoff, split, Threads};
 use super::STEP;
 use crate::crypto::ct_eq;
 use crate::error::{Error, Result};
@@ -490,18 +491,324 @@ impl SignalDecryptor {
     }
 }
 
-/// One-shot encryption.
+/// The hashing side of Signal encryption: the running HMAC (blob MAC and incremental MAC) and
+/// the SHA-256 `digest`, over blob bytes in order.
+struct BlobHashes {
+    mac: ChunkedMac,
+    digests: Vec<u8>,
+    sha: Sha256,
+    written: u64,
+}
+
+impl BlobHashes {
+    fn absorb(&mut self, bytes: &[u8]) {
+        self.sha.update(bytes);
+        let digests = &mut self.digests;
+        let r: core::result::Result<(), core::convert::Infallible> = self.mac.update(bytes, |d| {
+            digests.extend_from_slice(&d);
+            Ok(())
+        });
+        let Ok(()) = r;
+        self.written += bytes.len() as u64;
+    }
+}
+
+/// One-shot encryption into `out`, which must be exactly [`blob_len`]`(plaintext.len())` bytes
+/// long (its contents are overwritten). The plaintext is read once: AES-CBC writes straight
+/// into `out`, and the HMAC and digest read each piece right after it is written (on a helper
+/// thread when `threads` says two).
+pub fn encrypt_into(
+    key: &[u8],
+    iv: &[u8],
+    chunk_size: usize,
+    plaintext: &[u8],
+    out: &mut [u8],
+    threads: Threads,
+) -> Result<SignalEncryptResult> {
+    let (aes, mac_key) = split_key(key)?;
+    let iv: [u8; 16] = iv
+        .try_into()
+        .map_err(|_| Error::InvalidArgument("IV must be 16 bytes"))?;
+    let mut h = BlobHashes {
+        mac: ChunkedMac::new(&*mac_key, chunk_size)?,
+        digests: Vec::new(),
+        sha: Sha256::new(),
+        written: 0,
+    };
+    let n = plaintext.len();
+    if out.len() as u64 != blob_len(n as u64) {
+        return Err(Error::InvalidArgument(
+            "output buffer must be blob_len(size) bytes",
+        ));
+    }
+    // Both fit in usize: they are at most out.len().
+    let padded = usize::try_from(padded_size(n as u64)).unwrap_or(usize::MAX);
+    let ct_len = out.len() - IV_LEN - MAC_LEN;
+    let (head, rest) = out.split_at_mut(IV_LEN);
+    let (body, mac_out) = rest.split_at_mut(ct_len);
+    head.copy_from_slice(&iv);
+    // The whole plaintext blocks are encrypted out of place; the rest (the partial last block,
+    // the zero padding and the PKCS#7 block) is laid out at the end of `body` and encrypted in
+    // place.
+    let whole = n - n % BLOCK;
+    let (direct, tail) = body.split_at_mut(whole);
+    let r = n - whole;
+    tail[..r].copy_from_slice(&plaintext[whole..]);
+    tail[r..padded - whole].fill(0);
+    // PKCS#7 over the padded plaintext: 1..=16 bytes.
+    tail[padded - whole..].fill((ct_len - padded) as u8);
+    let mut cbc = CbcBlocksEnc::new(&aes, &iv);
+    h.absorb(head);
+    let piece = threads.piece(n);
+    let mut pos = 0;
+    handoff(
+        threads.two(n),
+        direct.chunks_mut(piece).chain(tail.chunks_mut(piece)),
+        |p| {
+            if pos < whole {
+                cbc.encrypt_to(&plaintext[pos..pos + p.len()], p);
+            } else {
+                cbc.encrypt_in_place(p);
+            }
+            pos += p.len();
+        },
+        |p| h.absorb(p),
+    );
+    let blob_mac = h.mac.current();
+    mac_out.copy_from_slice(&blob_mac);
+    h.absorb(&blob_mac);
+    let last = h.mac.current();
+    h.digests.extend_from_slice(&last);
+    Ok(SignalEncryptResult {
+        digest: h.sha.finalize().into(),
+        incremental_mac: h.digests,
+        chunk_size: h.mac.chunk_size(),
+        plaintext_size: n as u64,
+        blob_len: h.written,
+    })
+}
+
+/// One-shot encryption (on the calling thread).
 pub fn encrypt(key: &[u8], iv: &[u8], plaintext: &[u8]) -> Result<(Vec<u8>, SignalEncryptResult)> {
-    let mut e = SignalEncryptor::new(key, iv, default_chunk_size(plaintext.len() as u64))?;
-    let mut out =
-        Vec::with_capacity(usize::try_from(blob_len(plaintext.len() as u64)).unwrap_or(0));
-    e.update(plaintext, &mut out)?;
-    let r = e.finalize(&mut out);
+    let len = usize::try_from(blob_len(plaintext.len() as u64))
+        .map_err(|_| Error::InvalidArgument("attachment too large"))?;
+    let mut out = vec![0u8; len];
+    let chunk = default_chunk_size(plaintext.len() as u64);
+    let r = encrypt_into(key, iv, chunk, plaintext, &mut out, Threads::One)?;
     Ok((out, r))
 }
 
-/// One-shot decryption (checks MAC, digest and, when given, the incremental MAC).
+/// The running HMAC of a decryption, checking incremental digests at chunk boundaries.
+struct MacCheck<'l> {
+    mac: ChunkedMac,
+    expected: Option<&'l [u8]>,
+    next: usize,
+    bad: bool,
+}
+
+impl MacCheck<'_> {
+    /// Feeds `bytes`; `false` once a boundary digest did not match.
+    fn update(&mut self, bytes: &[u8]) -> bool {
+        if self.bad {
+            return false;
+        }
+        let expected = self.expected;
+        let next = &mut self.next;
+        let r = self.mac.update(bytes, |d| {
+            let at = *next * DIGEST_LEN;
+            match expected {
+                None => Ok(()),
+                Some(list) => match list.get(at..at + DIGEST_LEN) {
+                    Some(want) if ct_eq(want, &d) => {
+                        *next += 1;
+                        Ok(())
+                    }
+                    _ => Err(()),
+                },
+            }
+        });
+        self.bad = r.is_err();
+        !self.bad
+    }
+}
+
+/// One-shot decryption into `out`, which must be exactly `size` bytes long (the true plaintext
+/// size from the pointer). Checks the same things in the same order as [`SignalDecryptor`]
+/// (length, incremental MAC, MAC, digest when given, padding, size); on error the contents of
+/// `out` are unspecified and must be discarded. Each piece of the blob is hashed and decrypted
+/// while in cache (the digest, or without one the HMAC, on a helper thread when `threads` says
+/// two); only the blocks that hold plaintext are decrypted, not the zero padding.
+pub fn decrypt_into(
+    key: &[u8],
+    blob: &[u8],
+    digest: Option<&[u8]>,
+    size: u64,
+    incremental: Option<(&[u8], usize)>,
+    out: &mut [u8],
+    threads: Threads,
+) -> Result<()> {
+    let (aes_key, mac_key) = split_key(key)?;
+    let expected_digest = match digest {
+        None => None,
+        Some(d) => Some(
+            <[u8; 32]>::try_from(d)
+                .map_err(|_| Error::InvalidArgument("digest must be 32 bytes"))?,
+        ),
+    };
+    let (expected, chunk_size) = match incremental {
+        None => (None, usize::MAX),
+        Some((list, chunk)) => {
+            if list.is_empty() || list.len() % DIGEST_LEN != 0 {
+                return Err(Error::InvalidArgument(
+                    "incremental MAC must be a non-empty multiple of 32 bytes",
+                ));
+            }
+            (Some(list), chunk)
+        }
+    };
+    let mut chk = MacCheck {
+        mac: ChunkedMac::new(&*mac_key, chunk_size)?,
+        expected,
+        next: 0,
+        bad: false,
+    };
+    if out.len() as u64 != size {
+        return Err(Error::InvalidArgument("output buffer must be size bytes"));
+    }
+    let n = blob.len();
+    let min = IV_LEN + BLOCK + MAC_LEN;
+    if n < min || (n - min) % BLOCK != 0 {
+        return Err(Error::InvalidMessage("bad attachment length"));
+    }
+    let mac_start = n - MAC_LEN;
+    let ct = &blob[IV_LEN..mac_start];
+    let last_at = ct.len() - BLOCK;
+    // Ciphertext decrypted straight into `out`: the whole blocks within `size`, never the last
+    // block (PKCS#7) — a size reaching into it is an error found below.
+    let direct = (out.len() - out.len() % BLOCK).min(last_at);
+    let mut iv = [0u8; 16];
+    iv.copy_from_slice(&blob[..IV_LEN]);
+    let mut dec = CbcDecStream::new(&aes_key, &iv);
+    let mut sha = expected_digest.map(|_| Sha256::new());
+    let two = threads.two(n);
+    let piece = threads.piece(n);
+    // With a digest the helper hashes it and the caller MACs and decrypts; without one the
+    // helper MACs. On one thread it is all one loop.
+    let mac_in_front = !two || sha.is_some();
+    let (mut front_chk, mut back_chk) = if mac_in_front {
+        (Some(&mut chk), None)
+    } else {
+        (None, Some(&mut chk))
+    };
+    let range = |i: usize| (i * piece, ((i + 1) * piece).min(mac_start));
+    {
+        let out = &mut *out;
+        split(
+            two,
+            mac_start.div_ceil(piece),
+            |i| {
+                let (a, b) = range(i);
+                if let Some(c) = front_chk.as_mut() {
+                    if !c.update(&blob[a..b]) {
+                        return false;
+                    }
+                }
+                // The same piece as ciphertext offsets, within the direct part.
+                let (ca, cb) = (a.max(IV_LEN) - IV_LEN, (b - IV_LEN).min(direct));
+                if ca < cb {
+                    dec.decrypt_to(&ct[ca..cb], &mut out[ca..cb]);
+                }
+                true
+            },
+            |i| {
+                let (a, b) = range(i);
+                if let Some(h) = sha.as_mut() {
+                    h.update(&blob[a..b]);
+                }
+                if let Some(c) = back_chk.as_mut() {
+                    c.update(&blob[a..b]);
+                }
+            },
+        );
+    }
+    if chk.bad {
+        return Err(Error::InvalidMessage("incremental MAC mismatch"));
+    }
+    let ours = chk.mac.current();
+    let theirs = &blob[mac_start..];
+    if !ct_eq(&ours, theirs) {
+        return Err(Error::InvalidMessage("bad attachment MAC"));
+    }
+    if !chk.update(theirs) {
+        return Err(Error::InvalidMessage("incremental MAC mismatch"));
+    }
+    if let Some(list) = expected {
+        let at = chk.next * DIGEST_LEN;
+        let last = chk.mac.current();
+        let ok =
+            at + DIGEST_LEN == list.len() && list.get(at..).is_some_and(|want| ct_eq(want, &last));
+        if !ok {
+            return Err(Error::InvalidMessage("incremental MAC mismatch"));
+        }
+    }
+    if let (Some(mut h), Some(want)) = (sha, expected_digest) {
+        h.update(theirs);
+        let got: [u8; 32] = h.finalize().into();
+        if !ct_eq(&want, &got) {
+            return Err(Error::InvalidMessage("bad attachment digest"));
+        }
+    }
+    // Authenticated. The rest of `out`: a partial block before the last one, or part of the
+    // last block (after its padding is checked).
+    let rest = out.len() - direct;
+    if rest > 0 && direct < last_at {
+        let mut block = [0u8; 16];
+        dec.decrypt_to(&ct[direct..direct + BLOCK], &mut block);
+        // direct < last_at means direct is `size` rounded down: rest < 16.
+        out[direct..].copy_from_slice(&block[..rest]);
+    }
+    let mut prev = [0u8; 16];
+    prev.copy_from_slice(&blob[IV_LEN + last_at - BLOCK..IV_LEN + last_at]);
+    let mut last = [0u8; 16];
+    CbcDecStream::new(&aes_key, &prev).decrypt_to(&ct[last_at..], &mut last);
+    let Some(data_in_last) = pkcs7_data_len(&last) else {
+        return Err(Error::InvalidMessage("bad padding"));
+    };
+    let content_len = (last_at + data_in_last) as u64;
+    if size > content_len {
+        return Err(Error::InvalidMessage(
+            "attachment shorter than its declared size",
+        ));
+    }
+    if rest > 0 && direct == last_at {
+        // rest <= data_in_last < 16 by the check above.
+        out[direct..].copy_from_slice(&last[..rest]);
+    }
+    Ok(())
+}
+
+/// One-shot decryption (checks MAC, digest and, when given, the incremental MAC), on the
+/// calling thread.
 pub fn decrypt(
+    key: &[u8],
+    blob: &[u8],
+    digest: Option<&[u8]>,
+    size: u64,
+    incremental: Option<(&[u8], usize)>,
+) -> Result<Vec<u8>> {
+    match usize::try_from(size) {
+        Ok(len) if len <= blob.len() => {
+            let mut out = vec![0u8; len];
+            decrypt_into(key, blob, digest, size, incremental, &mut out, Threads::One)?;
+            Ok(out)
+        }
+        // Larger than the blob: surely an error; the streaming decryptor finds which one.
+        _ => decrypt_streaming(key, blob, digest, size, incremental),
+    }
+}
+
+/// One-shot decryption through [`SignalDecryptor`] (the reference for [`decrypt_into`]).
+pub fn decrypt_streaming(
     key: &[u8],
     blob: &[u8],
     digest: Option<&[u8]>,
@@ -683,5 +990,152 @@ mod tests {
         k2[40] ^= 1;
         assert!(decrypt(&k2, &blob, Some(&r.digest), 3000, None).is_err());
         assert!(decrypt(&k[..63], &blob, None, 3000, None).is_err());
+    }
+
+    fn streaming_encrypt(
+        k: &[u8],
+        iv: &[u8],
+        pt: &[u8],
+        chunk: usize,
+    ) -> (Vec<u8>, SignalEncryptResult) {
+        let mut e = SignalEncryptor::new(k, iv, chunk).unwrap();
+        let mut blob = Vec::new();
+        e.update(pt, &mut blob).unwrap();
+        let r = e.finalize(&mut blob);
+        (blob, r)
+    }
+
+    #[test]
+    fn one_shot_matches_streaming_on_both_thread_counts() {
+        let k = key();
+        let iv = [6u8; 16];
+        for n in [
+            0usize, 1, 15, 16, 17, 31, 540, 541, 542, 1000, 70_000, 300_001,
+        ] {
+            let pt = data(n);
+            let chunk = if n > 5000 { 64 * 1024 } else { 64 };
+            let (want, wr) = streaming_encrypt(&k, &iv, &pt, chunk);
+            for threads in [Threads::One, Threads::Two] {
+                let mut blob = vec![0xAAu8; want.len()];
+                let r = encrypt_into(&k, &iv, chunk, &pt, &mut blob, threads).unwrap();
+                assert_eq!(blob, want, "n {n}");
+                assert_eq!(r, wr);
+                let padded = padded_size(n as u64);
+                for size in [
+                    0,
+                    n as u64 / 2,
+                    n as u64,
+                    n as u64 + 1,
+                    padded,
+                    padded + 1,
+                    blob.len() as u64,
+                ] {
+                    for inc in [None, Some((&r.incremental_mac[..], chunk))] {
+                        for dig in [None, Some(&r.digest[..])] {
+                            let reference = decrypt_streaming(&k, &blob, dig, size, inc);
+                            if size > blob.len() as u64 {
+                                assert!(reference.is_err());
+                                continue;
+                            }
+                            let mut out = vec![0x55u8; size as usize];
+                            let got = decrypt_into(&k, &blob, dig, size, inc, &mut out, threads);
+                            match reference {
+                                Ok(p) => {
+                                    got.unwrap();
+                                    assert_eq!(out, p, "n {n} size {size}");
+                                }
+                                Err(_) => assert!(got.is_err(), "n {n} size {size}"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_shot_rejects_what_streaming_rejects() {
+        let k = key();
+        let pt = data(1000);
+        let chunk = 64;
+        let (blob, r) = streaming_encrypt(&k, &[8u8; 16], &pt, chunk);
+        let inc = Some((&r.incremental_mac[..], chunk));
+        for i in 0..blob.len() {
+            let mut bad = blob.clone();
+            bad[i] ^= 0x10;
+            for threads in [Threads::One, Threads::Two] {
+                for (dig, inc) in [(Some(&r.digest[..]), None), (None, None), (None, inc)] {
+                    let mut out = vec![0u8; 1000];
+                    let got = decrypt_into(&k, &bad, dig, 1000, inc, &mut out, threads);
+                    assert!(got.is_err(), "byte {i}");
+                    assert!(decrypt_streaming(&k, &bad, dig, 1000, inc).is_err());
+                }
+            }
+        }
+        for len in [0, 16, 47, 63, 64, 65, blob.len() - 1, blob.len() - 16] {
+            let mut out = vec![0u8; 0];
+            assert!(decrypt_into(&k, &blob[..len], None, 0, None, &mut out, Threads::One).is_err());
+        }
+        let mut out = vec![0u8; 10];
+        // Wrong output length, bad arguments.
+        assert!(decrypt_into(&k, &blob, None, 1000, None, &mut out, Threads::One).is_err());
+        let mut out = vec![0u8; 1000];
+        assert!(decrypt_into(
+            &k,
+            &blob,
+            Some(&[0; 31]),
+            1000,
+            None,
+            &mut out,
+            Threads::One
+        )
+        .is_err());
+        assert!(decrypt_into(
+            &k,
+            &blob,
+            None,
+            1000,
+            Some((&[0; 33], 64)),
+            &mut out,
+            Threads::One
+        )
+        .is_err());
+        assert!(decrypt_into(
+            &k,
+            &blob,
+            None,
+            1000,
+            Some((&r.incremental_mac, 0)),
+            &mut out,
+            Threads::One
+        )
+        .is_err());
+        assert!(decrypt_into(
+            &k,
+            &blob,
+            None,
+            1000,
+            Some((&r.incremental_mac[32..], chunk)),
+            &mut out,
+            Threads::One
+        )
+        .is_err());
+        let mut longer = r.incremental_mac.clone();
+        longer.extend_from_slice(&[0; 32]);
+        assert!(decrypt_into(
+            &k,
+            &blob,
+            None,
+            1000,
+            Some((&longer, chunk)),
+            &mut out,
+            Threads::One
+        )
+        .is_err());
+        let mut small = vec![0u8; 10];
+        assert!(encrypt_into(&k, &[0; 16], chunk, &pt, &mut small, Threads::One).is_err());
+        assert!(encrypt_into(&k, &[0; 15], chunk, &pt, &mut small, Threads::One).is_err());
+        // A huge declared size goes the reference way and fails.
+        assert!(decrypt(&k, &blob, None, u64::MAX, None).is_err());
     }
 }

@@ -5,7 +5,8 @@ use hmac::Mac;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::cbc_stream::{pkcs7_data_len, CbcDecStream, CbcEncStream, BLOCK};
+use super::cbc_stream::{pkcs7_data_len, CbcBlocksEnc, CbcDecStream, CbcEncStream, BLOCK};
+use super::pipeline::{handoff, split, Threads};
 use super::STEP;
 use crate::crypto::{ct_eq, hkdf_sha256, hmac, HmacSha256};
 use crate::error::{Error, Result};
@@ -339,21 +340,241 @@ impl WhatsAppDecryptor {
     }
 }
 
-/// One-shot encryption: returns the file (ciphertext ‖ MAC) and its hashes.
+/// One-shot encryption into `out`, which must be exactly [`enc_len`]`(plaintext.len())` bytes
+/// (its contents are overwritten): AES-CBC writes straight into `out`; the plaintext hash is
+/// taken beside it, the HMAC and the file hash read each piece right after it is written (on a
+/// helper thread when `threads` says two).
+pub fn encrypt_into(
+    media_key: &[u8],
+    media_type: MediaType,
+    plaintext: &[u8],
+    out: &mut [u8],
+    threads: Threads,
+) -> Result<WhatsAppEncryptResult> {
+    let keys = MediaKeys::derive(media_key, media_type)?;
+    let n = plaintext.len();
+    if out.len() as u64 != enc_len(n as u64) {
+        return Err(Error::InvalidArgument(
+            "output buffer must be enc_len(size) bytes",
+        ));
+    }
+    let mut mac = hmac(&*keys.mac_key);
+    mac.update(&keys.iv);
+    let mut enc_sha = Sha256::new();
+    let mut plain_sha = Sha256::new();
+    let (body, mac_out) = out.split_at_mut(out.len() - MAC_LEN);
+    let whole = n - n % BLOCK;
+    let (direct, tail) = body.split_at_mut(whole);
+    // The last block: the rest of the plaintext and PKCS#7 padding, encrypted in place.
+    let r = n - whole;
+    tail[..r].copy_from_slice(&plaintext[whole..]);
+    tail[r..].fill((BLOCK - r) as u8);
+    let mut cbc = CbcBlocksEnc::new(&keys.cipher_key, &keys.iv);
+    let piece = threads.piece(n);
+    let mut pos = 0;
+    handoff(
+        threads.two(n),
+        direct.chunks_mut(piece).chain(core::iter::once(tail)),
+        |p| {
+            if pos < whole {
+                let input = &plaintext[pos..pos + p.len()];
+                plain_sha.update(input);
+                cbc.encrypt_to(input, p);
+            } else {
+                plain_sha.update(&plaintext[whole..]);
+                cbc.encrypt_in_place(p);
+            }
+            pos += p.len();
+        },
+        |p| {
+            mac.update(p);
+            enc_sha.update(p);
+        },
+    );
+    let mut full: [u8; 32] = mac.finalize().into_bytes().into();
+    mac_out.copy_from_slice(&full[..MAC_LEN]);
+    enc_sha.update(&full[..MAC_LEN]);
+    full.zeroize();
+    Ok(WhatsAppEncryptResult {
+        file_sha256: plain_sha.finalize().into(),
+        file_enc_sha256: enc_sha.finalize().into(),
+        file_length: n as u64,
+    })
+}
+
+/// One-shot encryption (on the calling thread): returns the file (ciphertext ‖ MAC) and its
+/// hashes.
 pub fn encrypt(
     media_key: &[u8],
     media_type: MediaType,
     plaintext: &[u8],
 ) -> Result<(Vec<u8>, WhatsAppEncryptResult)> {
-    let mut e = WhatsAppEncryptor::new(media_key, media_type)?;
-    let mut out = Vec::with_capacity(usize::try_from(enc_len(plaintext.len() as u64)).unwrap_or(0));
-    e.update(plaintext, &mut out);
-    let r = e.finalize(&mut out);
+    let len = usize::try_from(enc_len(plaintext.len() as u64))
+        .map_err(|_| Error::InvalidArgument("media too large"))?;
+    let mut out = vec![0u8; len];
+    let r = encrypt_into(media_key, media_type, plaintext, &mut out, Threads::One)?;
     Ok((out, r))
 }
 
-/// One-shot decryption: checks the MAC, and the hashes when given.
+/// A media file whose length, MAC, `fileEncSha256` (when given) and padding were checked by
+/// [`verify`]: [`Self::len`] is its plaintext length, [`Self::decrypt_into`] decrypts it.
+pub struct VerifiedMedia<'f> {
+    cbc: CbcDecStream,
+    /// The ciphertext before the last block.
+    ct: &'f [u8],
+    last: [u8; 16],
+    in_last: usize,
+    file_sha256: Option<[u8; 32]>,
+    threads: Threads,
+}
+
+/// First half of one-shot decryption: checks the length, the MAC and `fileEncSha256` (when
+/// given) over the whole file, then the padding — nothing is decrypted before the MAC
+/// verified except the last block, so the plaintext length (which the padding decides) is
+/// known before any output is allocated. With two `threads` the MAC and the file hash run side
+/// by side.
+pub fn verify<'f>(
+    media_key: &[u8],
+    media_type: MediaType,
+    file: &'f [u8],
+    file_sha256: Option<&[u8]>,
+    file_enc_sha256: Option<&[u8]>,
+    threads: Threads,
+) -> Result<VerifiedMedia<'f>> {
+    let keys = MediaKeys::derive(media_key, media_type)?;
+    let mut mac = hmac(&*keys.mac_key);
+    mac.update(&keys.iv);
+    let file_sha256 = opt32(file_sha256, "fileSha256 must be 32 bytes")?;
+    let file_enc_sha256 = opt32(file_enc_sha256, "fileEncSha256 must be 32 bytes")?;
+    let n = file.len();
+    if n < BLOCK + MAC_LEN || (n - MAC_LEN) % BLOCK != 0 {
+        return Err(Error::InvalidMessage("bad media file length"));
+    }
+    let (ct, theirs) = file.split_at(n - MAC_LEN);
+    let mut enc_sha = file_enc_sha256.map(|_| Sha256::new());
+    let piece = threads.piece(n);
+    let range = |i: usize| (i * piece, ((i + 1) * piece).min(ct.len()));
+    split(
+        threads.two(n) && enc_sha.is_some(),
+        ct.len().div_ceil(piece),
+        |i| {
+            let (a, b) = range(i);
+            mac.update(&ct[a..b]);
+            true
+        },
+        |i| {
+            let (a, b) = range(i);
+            if let Some(h) = enc_sha.as_mut() {
+                h.update(&ct[a..b]);
+            }
+        },
+    );
+    let ours: [u8; 32] = mac.finalize().into_bytes().into();
+    if !ct_eq(&ours[..MAC_LEN], theirs) {
+        return Err(Error::InvalidMessage("bad media MAC"));
+    }
+    if let (Some(mut h), Some(want)) = (enc_sha, file_enc_sha256) {
+        h.update(theirs);
+        let got: [u8; 32] = h.finalize().into();
+        if !ct_eq(&want, &got) {
+            return Err(Error::InvalidMessage("bad fileEncSha256"));
+        }
+    }
+    let last_at = ct.len() - BLOCK;
+    let mut prev = keys.iv;
+    if last_at > 0 {
+        prev.copy_from_slice(&ct[last_at - BLOCK..last_at]);
+    }
+    let mut last = [0u8; 16];
+    CbcDecStream::new(&keys.cipher_key, &prev).decrypt_to(&ct[last_at..], &mut last);
+    let Some(in_last) = pkcs7_data_len(&last) else {
+        return Err(Error::InvalidMessage("bad padding"));
+    };
+    Ok(VerifiedMedia {
+        cbc: CbcDecStream::new(&keys.cipher_key, &keys.iv),
+        ct: &ct[..last_at],
+        last,
+        in_last,
+        file_sha256,
+        threads,
+    })
+}
+
+impl VerifiedMedia<'_> {
+    /// The plaintext length.
+    pub fn len(&self) -> usize {
+        self.ct.len() + self.in_last
+    }
+
+    /// Whether the plaintext is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decrypts into `out` ([`Self::len`] bytes) and checks `fileSha256` when given (with two
+    /// threads, hashed on the helper as pieces are decrypted). On error `out` must be
+    /// discarded.
+    pub fn decrypt_into(mut self, out: &mut [u8]) -> Result<()> {
+        if out.len() != self.len() {
+            return Err(Error::InvalidArgument("output buffer must be len() bytes"));
+        }
+        let (direct, tail) = out.split_at_mut(self.ct.len());
+        tail.copy_from_slice(&self.last[..self.in_last]);
+        self.last.zeroize();
+        let mut plain_sha = self.file_sha256.map(|_| Sha256::new());
+        let n = self.ct.len();
+        let two = self.threads.two(n) && plain_sha.is_some();
+        let piece = self.threads.piece(n);
+        let ct = self.ct;
+        let cbc = &mut self.cbc;
+        let mut pos = 0;
+        handoff(
+            two,
+            direct.chunks_mut(piece),
+            |p| {
+                cbc.decrypt_to(&ct[pos..pos + p.len()], p);
+                pos += p.len();
+            },
+            |p| {
+                if let Some(h) = plain_sha.as_mut() {
+                    h.update(p);
+                }
+            },
+        );
+        if let (Some(mut h), Some(want)) = (plain_sha, self.file_sha256) {
+            h.update(tail);
+            let got: [u8; 32] = h.finalize().into();
+            if !ct_eq(&want, &got) {
+                return Err(Error::InvalidMessage("bad fileSha256"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One-shot decryption (on the calling thread): checks the MAC, and the hashes when given.
 pub fn decrypt(
+    media_key: &[u8],
+    media_type: MediaType,
+    file: &[u8],
+    file_sha256: Option<&[u8]>,
+    file_enc_sha256: Option<&[u8]>,
+) -> Result<Vec<u8>> {
+    let v = verify(
+        media_key,
+        media_type,
+        file,
+        file_sha256,
+        file_enc_sha256,
+        Threads::One,
+    )?;
+    let mut out = vec![0u8; v.len()];
+    v.decrypt_into(&mut out)?;
+    Ok(out)
+}
+
+/// One-shot decryption through [`WhatsAppDecryptor`] (the reference for [`verify`]).
+pub fn decrypt_streaming(
     media_key: &[u8],
     media_type: MediaType,
     file: &[u8],
@@ -419,5 +640,98 @@ mod tests {
         }
         assert!(MediaType::from_name("nope").is_err());
         assert!(MediaKeys::derive(&[0u8; 31], MediaType::from_name("image").unwrap()).is_err());
+    }
+
+    #[test]
+    fn one_shot_matches_streaming_on_both_thread_counts() {
+        let mk = [9u8; 32];
+        let t = MediaType::from_name("image").unwrap();
+        for n in [0usize, 1, 15, 16, 17, 4095, 70_000, 300_001] {
+            let pt: Vec<u8> = (0..n).map(|i| (i * 29 + 3) as u8).collect();
+            let mut e = WhatsAppEncryptor::new(&mk, t).unwrap();
+            let mut want = Vec::new();
+            e.update(&pt, &mut want);
+            let wr = e.finalize(&mut want);
+            for threads in [Threads::One, Threads::Two] {
+                let mut enc = vec![0xAAu8; want.len()];
+                let r = encrypt_into(&mk, t, &pt, &mut enc, threads).unwrap();
+                assert_eq!(enc, want);
+                assert_eq!(r, wr);
+                for sha in [None, Some(&r.file_sha256[..])] {
+                    for esha in [None, Some(&r.file_enc_sha256[..])] {
+                        let v = verify(&mk, t, &enc, sha, esha, threads).unwrap();
+                        assert_eq!(v.len(), n);
+                        let mut out = vec![0x55u8; n];
+                        v.decrypt_into(&mut out).unwrap();
+                        assert_eq!(out, pt);
+                    }
+                }
+                let v = verify(&mk, t, &enc, None, None, threads).unwrap();
+                assert!(v.decrypt_into(&mut [0u8; 1]).is_err() || n == 1);
+            }
+            let mut small = vec![0u8; 3];
+            assert!(encrypt_into(&mk, t, &pt, &mut small, Threads::One).is_err());
+        }
+    }
+
+    #[test]
+    fn one_shot_rejects_what_streaming_rejects() {
+        let mk = [9u8; 32];
+        let t = MediaType::from_name("audio").unwrap();
+        let pt: Vec<u8> = (0..100u8).collect();
+        let (enc, r) = encrypt(&mk, t, &pt).unwrap();
+        let sha = Some(&r.file_sha256[..]);
+        let esha = Some(&r.file_enc_sha256[..]);
+        for i in 0..enc.len() {
+            let mut bad = enc.clone();
+            bad[i] ^= 0x04;
+            for threads in [Threads::One, Threads::Two] {
+                for (s, e) in [(None, None), (sha, None), (None, esha), (sha, esha)] {
+                    let got = verify(&mk, t, &bad, s, e, threads).and_then(|v| {
+                        let mut out = vec![0u8; v.len()];
+                        v.decrypt_into(&mut out)
+                    });
+                    assert!(got.is_err(), "byte {i}");
+                    assert!(decrypt_streaming(&mk, t, &bad, s, e).is_err());
+                }
+            }
+        }
+        // Hash mismatches are caught even when the file is intact.
+        let zero = Some(&[0u8; 32][..]);
+        assert!(decrypt(&mk, t, &enc, zero, None).is_err());
+        assert!(decrypt(&mk, t, &enc, None, zero).is_err());
+        assert!(decrypt(&mk, t, &enc, Some(&[0u8; 31]), None).is_err());
+        for len in [0, 10, 25, 26, 27, enc.len() - 1] {
+            assert!(decrypt(&mk, t, &enc[..len], None, None).is_err());
+        }
+        // A file whose padding is bad but whose MAC is right (made with the raw primitives).
+        let keys = MediaKeys::derive(&mk, t).unwrap();
+        let mut ct = vec![0u8; 32];
+        ct[31] = 0; // zero is never valid PKCS#7 padding
+        CbcBlocksEnc::new(&keys.cipher_key, &keys.iv).encrypt_in_place(&mut ct);
+        let mut m = hmac(&*keys.mac_key);
+        m.update(&keys.iv);
+        m.update(&ct);
+        let tag: [u8; 32] = m.finalize().into_bytes().into();
+        ct.extend_from_slice(&tag[..MAC_LEN]);
+        assert!(decrypt(&mk, t, &ct, None, None).is_err());
+        assert!(decrypt_streaming(&mk, t, &ct, None, None).is_err());
+        ct.truncate(32);
+        ct[..16].fill(0);
+        let mut last = [16u8; 16];
+        last[0] = 16;
+        let mut c2 = vec![0u8; 32];
+        c2[16..].copy_from_slice(&last);
+        CbcBlocksEnc::new(&keys.cipher_key, &keys.iv).encrypt_in_place(&mut c2);
+        let mut m = hmac(&*keys.mac_key);
+        m.update(&keys.iv);
+        m.update(&c2);
+        let tag: [u8; 32] = m.finalize().into_bytes().into();
+        c2.extend_from_slice(&tag[..MAC_LEN]);
+        assert_eq!(decrypt(&mk, t, &c2, None, None).unwrap(), vec![0u8; 16]);
+        assert_eq!(
+            decrypt_streaming(&mk, t, &c2, None, None).unwrap(),
+            vec![0u8; 16]
+        );
     }
 }
