@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from textsecure import _native
 from textsecure import attachments as att
 from textsecure.errors import InvalidArgument, InvalidKey, InvalidMessage
 
@@ -563,4 +564,40 @@ def test_threads_give_identical_results(n: int) -> None:
     with pytest.raises(InvalidArgument):
         att.encrypt(pt, threads=0)
     with pytest.raises(InvalidArgument):
+        att.decrypt(ref.blob, key=key, digest=None, size=n, threads=0)
+    with pytest.raises(InvalidArgument):
+        att.encrypt_whatsapp(pt, "document", threads=0)
+    with pytest.raises(InvalidArgument):
         att.decrypt_whatsapp(wref.blob, "document", mk, threads=0)
+
+
+def test_threads_reach_the_native_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output is the same for any thread count, so check the keyword is passed on."""
+    seen: list[object] = []
+
+    def spy(name: str) -> Any:
+        real = getattr(_native, name)
+
+        def wrapper(*args: Any) -> Any:
+            seen.append((name, args[-1]))
+            return real(*args)
+
+        return wrapper
+
+    for name in (
+        "attachment_encrypt",
+        "attachment_decrypt",
+        "whatsapp_encrypt",
+        "whatsapp_decrypt",
+    ):
+        monkeypatch.setattr(_native, name, spy(name))
+    a = att.encrypt(b"x", threads=2)
+    att.decrypt(a.blob, key=a.key, digest=a.digest, size=1, threads=3)
+    w = att.encrypt_whatsapp(b"x", "image", threads=4)
+    att.decrypt_whatsapp(w.blob, "image", w.media_key, threads=5)
+    assert seen == [
+        ("attachment_encrypt", 2),
+        ("attachment_decrypt", 3),
+        ("whatsapp_encrypt", 4),
+        ("whatsapp_decrypt", 5),
+    ]

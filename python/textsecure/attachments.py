@@ -309,6 +309,7 @@ def decrypt(
         size,
         _opt_b(incremental_mac),
         chunk_size,
+        _threads(threads),
     )
 
 
