@@ -149,7 +149,9 @@ mod seeds {
     use sha2::{Digest, Sha256};
     use textsecure_core::curve::PrivateKey;
     use textsecure_core::kem;
-    use textsecure_core::message::CiphertextMessage;
+    use textsecure_core::message::{
+        CiphertextMessage, PreKeyParts, PreKeySignalMessage, SignalMessage, SignalMessageParts,
+    };
     use textsecure_core::prekey::{
         IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord,
     };
@@ -221,6 +223,64 @@ mod seeds {
                     }
                 }
                 put(root, "session_decrypt", &input);
+            }
+            // Forged follow-ups to the first message (each must fail; they reach the checks
+            // before the MAC): counter u32::MAX, a new ratchet key 30,000 ahead, the known base
+            // key with another identity, a Kyber ciphertext one byte short.
+            let CiphertextMessage::PreKey(first) = &msgs[0] else {
+                unreachable!()
+            };
+            let inner = first.message();
+            let forge = |counter: u32, ratchet: &textsecure_core::curve::PublicKey| {
+                SignalMessage::new(
+                    SignalMessageParts {
+                        version_byte: inner.version_byte(),
+                        ratchet_key: ratchet,
+                        counter,
+                        previous_counter: 0,
+                        ciphertext: inner.ciphertext().to_vec(),
+                        pq_ratchet: Vec::new(),
+                        addresses: None,
+                    },
+                    &[7; 32],
+                    first.identity_key(),
+                    &bob.bundle.identity_key,
+                )
+                .unwrap()
+            };
+            let other = PrivateKey::generate_with(&mut SplitMix(5)).public_key();
+            let rewrap = |identity_key, kyber_ciphertext: Option<Vec<u8>>, m: SignalMessage| {
+                PreKeySignalMessage::new(
+                    PreKeyParts {
+                        version_byte: first.version_byte(),
+                        registration_id: first.registration_id(),
+                        pre_key_id: first.pre_key_id(),
+                        signed_pre_key_id: first.signed_pre_key_id(),
+                        kyber_pre_key_id: first.kyber_pre_key_id(),
+                        kyber_ciphertext,
+                        base_key: *first.base_key(),
+                        identity_key,
+                    },
+                    m,
+                )
+                .unwrap()
+            };
+            let ct = first.kyber_ciphertext().map(<[u8]>::to_vec);
+            let forged = [
+                message_input(2, forge(u32::MAX, inner.ratchet_key()).serialized()),
+                message_input(2, forge(30_000, &other).serialized()),
+                message_input(3, rewrap(other, ct.clone(), inner.clone()).serialized()),
+            ];
+            for f in &forged {
+                let mut input = vec![0u8];
+                input.extend(message_input(3, first.serialized()));
+                input.extend_from_slice(f);
+                put(root, "session_decrypt", &input);
+            }
+            if let Some(mut short) = ct {
+                short.pop();
+                let m = rewrap(*first.identity_key(), Some(short), inner.clone());
+                put(root, "prekey_signal_message", m.serialized());
             }
             // Alice's record while unacknowledged (pending prekey, Kyber ciphertext).
             let mut input = Vec::new();
