@@ -64,18 +64,18 @@ run_target() {
 
 conversation_runner() {
     local runs=$1 steps=$2
-    echo "== deterministic conversation runner: $runs runs x $steps steps (optimized build)"
+    echo "== corpus replay (all inputs) and conversation runner: $runs runs x $steps steps (optimized build)"
     CONVERSATION_FUZZ_RUNS=$runs CONVERSATION_FUZZ_STEPS=$steps \
-        cargo test -q -p textsecure-core --test conversation_fuzz \
+        cargo test -q -p textsecure-core --test conversation_fuzz --test fuzz_corpus \
         --config 'profile.fuzzrun.inherits="release"' --config 'profile.fuzzrun.lto="off"' \
         --config 'profile.fuzzrun.codegen-units=16' --profile fuzzrun \
-        -- --nocapture 2>&1 | grep -E 'conversation fuzz|panicked|violated|test result|error' | tee -a "$SUMMARY"
+        -- --nocapture 2>&1 | grep -E 'conversation fuzz|replayed|panicked|violated|test result|error' | tee -a "$SUMMARY"
     return "${PIPESTATUS[0]}"
 }
 
 case "$mode" in
 run)
-    secs=${2:-${FUZZ_SECONDS:-180}}
+    secs=${2:-${FUZZ_SECONDS:-165}}
     : >"$SUMMARY"
     have_cargo_fuzz || { echo "cargo-fuzz is not available"; exit 1; }
     build || exit 1

@@ -3,7 +3,9 @@
 //!
 //! Checked after every message: no panic; a failure leaves the store byte-for-byte unchanged;
 //! a success is never repeated (the same bytes fail the second time, and no (session, ratchet
-//! key, counter) decrypts twice, whatever bytes carried it).
+//! key, counter) decrypts twice, whatever bytes carried it, even after the session was deleted:
+//! type byte 0xff deletes the receiver's session, so replays must be stopped by the used
+//! one-time prekey or the replay record of the base key).
 
 use std::collections::HashSet;
 
@@ -53,6 +55,10 @@ pub fn run(data: &[u8]) {
             break;
         }
         let kind = input.u8();
+        if kind == 0xff {
+            store.sessions.remove(&from);
+            continue;
+        }
         let body = input.field();
         let Some(msg) = parse(kind, body) else {
             continue;

@@ -3,6 +3,11 @@
 //! `fuzz/regressions/<target>/*` (inputs that once found a bug). The target logic is the fuzz
 //! crate's own (`fuzz/src/targets/`), compiled here through `#[path]`.
 //!
+//! In unoptimized builds the `conversation` corpus (each input sets up several sessions, slow
+//! without optimization) is sampled: every input of a deterministic share of at most
+//! [`DEBUG_SAMPLE`] files; optimized builds (`make fuzz-ci`, `make fuzz`) replay everything.
+//! Regressions are always replayed in full.
+//!
 //! `cargo test --test fuzz_corpus -- --ignored write_seeds` (re)writes the seeds that come from
 //! our own tests; `fuzz/tools/seeds_from_vectors.py` writes those from the interop vectors.
 
@@ -36,19 +41,32 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Most `conversation` corpus inputs replayed by an unoptimized build.
+const DEBUG_SAMPLE: usize = 24;
+
 #[test]
 fn corpora_and_regressions_replay() {
     let mut total = 0;
     for (name, run) in targets::ALL {
-        let corpus = files(&fuzz_dir().join("corpus").join(name));
+        let mut corpus = files(&fuzz_dir().join("corpus").join(name));
         assert!(!corpus.is_empty(), "target {name} has no committed corpus");
+        if cfg!(debug_assertions) && *name == "conversation" && corpus.len() > DEBUG_SAMPLE {
+            let step = corpus.len().div_ceil(DEBUG_SAMPLE);
+            corpus = corpus.into_iter().step_by(step).collect();
+        }
         let regressions = files(&fuzz_dir().join("regressions").join(name));
+        let t = std::time::Instant::now();
         for path in corpus.iter().chain(&regressions) {
             let data = fs::read(path).unwrap();
             let r = std::panic::catch_unwind(|| run(&data));
             assert!(r.is_ok(), "{name}: {} fails", path.display());
             total += 1;
         }
+        eprintln!(
+            "{name}: {} inputs in {:.1} s",
+            corpus.len() + regressions.len(),
+            t.elapsed().as_secs_f64()
+        );
     }
     eprintln!("replayed {total} fuzz inputs");
 }
@@ -135,7 +153,9 @@ mod seeds {
     use sha2::{Digest, Sha256};
     use textsecure_core::curve::PrivateKey;
     use textsecure_core::kem;
-    use textsecure_core::message::CiphertextMessage;
+    use textsecure_core::message::{
+        CiphertextMessage, PreKeyParts, PreKeySignalMessage, SignalMessage, SignalMessageParts,
+    };
     use textsecure_core::prekey::{
         IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord,
     };
@@ -191,16 +211,89 @@ mod seeds {
                     put(root, "kem_decapsulate", ct);
                 }
             }
-            for order in [&[0usize][..], &[0, 1, 2, 3], &[2, 0, 3, 1, 1], &[1, 1, 0]] {
+            // 4 = the session is deleted (type 0xff): replays must still fail.
+            for order in [
+                &[0usize][..],
+                &[0, 1, 2, 3],
+                &[2, 0, 3, 1, 1],
+                &[1, 1, 0],
+                &[0, 4, 0, 1],
+            ] {
                 let mut input = vec![0u8];
                 for &i in order {
-                    input.extend(message_input(3, msgs[i].serialized()));
+                    match msgs.get(i) {
+                        Some(m) => input.extend(message_input(3, m.serialized())),
+                        None => input.push(0xff),
+                    }
                 }
                 put(root, "session_decrypt", &input);
             }
+            // Forged follow-ups to the first message (each must fail; they reach the checks
+            // before the MAC): counter u32::MAX, a new ratchet key 30,000 ahead, the known base
+            // key with another identity, a Kyber ciphertext one byte short.
+            let CiphertextMessage::PreKey(first) = &msgs[0] else {
+                unreachable!()
+            };
+            let inner = first.message();
+            let forge = |counter: u32, ratchet: &textsecure_core::curve::PublicKey| {
+                SignalMessage::new(
+                    SignalMessageParts {
+                        version_byte: inner.version_byte(),
+                        ratchet_key: ratchet,
+                        counter,
+                        previous_counter: 0,
+                        ciphertext: inner.ciphertext().to_vec(),
+                        pq_ratchet: Vec::new(),
+                        addresses: None,
+                    },
+                    &[7; 32],
+                    first.identity_key(),
+                    &bob.bundle.identity_key,
+                )
+                .unwrap()
+            };
+            let other = PrivateKey::generate_with(&mut SplitMix(5)).public_key();
+            let rewrap = |identity_key, kyber_ciphertext: Option<Vec<u8>>, m: SignalMessage| {
+                PreKeySignalMessage::new(
+                    PreKeyParts {
+                        version_byte: first.version_byte(),
+                        registration_id: first.registration_id(),
+                        pre_key_id: first.pre_key_id(),
+                        signed_pre_key_id: first.signed_pre_key_id(),
+                        kyber_pre_key_id: first.kyber_pre_key_id(),
+                        kyber_ciphertext,
+                        base_key: *first.base_key(),
+                        identity_key,
+                    },
+                    m,
+                )
+                .unwrap()
+            };
+            let ct = first.kyber_ciphertext().map(<[u8]>::to_vec);
+            let forged = [
+                message_input(2, forge(u32::MAX, inner.ratchet_key()).serialized()),
+                message_input(2, forge(30_000, &other).serialized()),
+                message_input(3, rewrap(other, ct.clone(), inner.clone()).serialized()),
+            ];
+            for f in &forged {
+                let mut input = vec![0u8];
+                input.extend(message_input(3, first.serialized()));
+                input.extend_from_slice(f);
+                put(root, "session_decrypt", &input);
+            }
+            if let Some(mut short) = ct {
+                short.pop();
+                let m = rewrap(*first.identity_key(), Some(short), inner.clone());
+                put(root, "prekey_signal_message", m.serialized());
+            }
+            // Alice's record while unacknowledged (pending prekey, Kyber ciphertext).
+            let mut input = Vec::new();
+            put_field(&mut input, &alice.sessions[&bob_address()].serialize());
+            put(root, "session_record", &input);
             // Bob's record after a conversation (with archived sessions), plus a message.
             let mut bob_store = bob.store.clone();
-            for m in &msgs[..2] {
+            // Out of order: skipped message keys are stored (as seeds).
+            for m in [&msgs[2], &msgs[0]] {
                 decrypt(&mut bob_store, &alice_address(), m).unwrap();
             }
             let reply = encrypt(&mut bob_store, &alice_address(), b"reply").unwrap();
@@ -216,6 +309,26 @@ mod seeds {
                 input.extend(message_input(w.message_type(), w.serialized()));
                 put(root, "session_record", &input);
             }
+        }
+        // A record whose skipped key is stored as derived keys (python-axolotl's layout).
+        {
+            use textsecure_core::ratchet::MessageKeys;
+            use textsecure_core::state::StoredMessageKey;
+            let mut store = bob.store.clone();
+            let mut alice = InMemoryStore::new(fixed_alice_identity(), 7);
+            process_prekey_bundle(&mut alice, &bob_address(), &bob.bundle).unwrap();
+            let m = encrypt(&mut alice, &bob_address(), b"x").unwrap();
+            decrypt(&mut store, &alice_address(), &m).unwrap();
+            let rec = store.sessions.get_mut(&alice_address()).unwrap();
+            let state = rec.current.as_mut().unwrap();
+            let chain = &mut state.receiver_chains[0];
+            let keys = MessageKeys::from_parts([1; 32], [2; 32], [3; 16], 9);
+            chain
+                .message_keys
+                .push_front((9, StoredMessageKey::Keys(keys)));
+            let mut input = Vec::new();
+            put_field(&mut input, &rec.serialize());
+            put(root, "session_record", &input);
         }
         // Keys and records.
         let mut rng = SplitMix(1);
@@ -249,8 +362,18 @@ mod seeds {
         input.extend_from_slice(&sig);
         input.extend_from_slice(b"message");
         put(root, "curve_public_key", &input);
-        // Low-order and non-canonical public keys.
-        for u in [[0u8; 32], [1u8; 32], [0xffu8; 32]] {
+        // Low-order and non-canonical public keys (u = 0, 1, p, p + 1, 2^255 - 1, top bit set).
+        let p = {
+            let mut p = [0xffu8; 32];
+            p[0] = 0xed;
+            p[31] = 0x7f;
+            p
+        };
+        let mut p1 = p;
+        p1[0] = 0xee;
+        let mut top = [0xffu8; 32];
+        top[31] = 0x7f;
+        for u in [[0u8; 32], [1u8; 32], [0xffu8; 32], p, p1, top] {
             let mut v = vec![5u8];
             v.extend_from_slice(&u);
             put(root, "curve_public_key", &v);
