@@ -190,7 +190,7 @@ def test_argument_errors() -> None:
             ts.Fingerprint.create(
                 local_id=b"a", local_key=a, remote_id=b"b", remote_key=b, version=v
             )
-    with pytest.raises(OverflowError):
+    with pytest.raises(errors.InvalidArgument):
         ts.Fingerprint.create(
             local_id=b"a", local_key=a, remote_id=b"b", remote_key=b, iterations=-1
         )

@@ -497,19 +497,7 @@ def _cases() -> list[tuple[str, int | str, int]]:
     return out
 
 
-def known_deviation(e: BaseException, value: Any) -> bool:
-    """Known binding deviations (``rust/textsecure-py``), pinned by
-    ``test_known_binding_deviations`` until they are fixed: an integer outside an argument's
-    range raises ``OverflowError`` (pyo3's conversion), and leaving out one of a group of
-    optional arguments that go together raises a plain ``ValueError``. Neither is a crash;
-    both should be ``errors.InvalidArgument``."""
-    out_of_range = isinstance(value, int) and not isinstance(value, bool)
-    return (isinstance(e, OverflowError) and out_of_range) or (
-        type(e) is ValueError and value is None
-    )
-
-
-def _call_with(name: str, pos: int | str, value: Any, *, strict: bool = False) -> None:
+def _call_with(name: str, pos: int | str, value: Any) -> None:
     _, f, args, kwargs = next(c for c in CALLS if c[0] == name)
     args, kwargs = list(args), dict(kwargs)
     if isinstance(pos, int):
@@ -519,7 +507,7 @@ def _call_with(name: str, pos: int | str, value: Any, *, strict: bool = False) -
     try:
         f(*args, **kwargs)
     except BaseException as e:
-        if not allowed(e) and (strict or not known_deviation(e, value)):
+        if not allowed(e):
             raise AssertionError(f"{name} arg {pos}={value!r:.40}: {type(e).__name__}: {e}") from e
 
 
@@ -543,13 +531,18 @@ def test_wrong_types_and_sizes_every_argument(name: str) -> None:
         ("MemoryStore.new_bundle", "prekey_id", None),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="binding raises OverflowError / plain ValueError instead of errors.InvalidArgument",
-)
-def test_known_binding_deviations(name: str, pos: int | str, value: Any) -> None:
-    _call_with(name, pos, value, strict=True)
+def test_out_of_range_and_unpaired_arguments(name: str, pos: int | str, value: Any) -> None:
+    """An integer outside its argument's range, or one of a group of optional arguments that go
+    together left out, raises ``errors.InvalidArgument`` (a ``ValueError``), not pyo3's
+    ``OverflowError`` or a bare ``ValueError``."""
+    _, f, args, kwargs = next(c for c in CALLS if c[0] == name)
+    args, kwargs = list(args), dict(kwargs)
+    if isinstance(pos, int):
+        args[pos] = value
+    else:
+        kwargs[pos] = value
+    with pytest.raises(errors.InvalidArgument):
+        f(*args, **kwargs)
 
 
 @settings(PROFILE)

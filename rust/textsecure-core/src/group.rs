@@ -299,19 +299,19 @@ impl SenderKeyDistributionMessage {
     }
 
     fn parts(
-        chain_key: Option<Vec<u8>>,
-        signing_key: Option<Vec<u8>>,
+        chain_key: Option<&[u8]>,
+        signing_key: Option<&[u8]>,
     ) -> Result<(Secret32, PublicKey)> {
-        let ck = Zeroizing::new(chain_key.ok_or(Error::InvalidMessage(
+        let ck = chain_key.ok_or(Error::InvalidMessage(
             "SenderKeyDistributionMessage chain key is missing",
-        ))?);
-        let ck = Secret32::from_slice(&ck).ok_or(Error::InvalidMessage(
+        ))?;
+        let ck = Secret32::from_slice(ck).ok_or(Error::InvalidMessage(
             "SenderKeyDistributionMessage chain key must be 32 bytes",
         ))?;
         let sk = signing_key.ok_or(Error::InvalidMessage(
             "SenderKeyDistributionMessage signing key is missing",
         ))?;
-        let sk = PublicKey::deserialize_exact(&sk).map_err(|_| {
+        let sk = PublicKey::deserialize_exact(sk).map_err(|_| {
             Error::InvalidMessage("SenderKeyDistributionMessage signing key is invalid")
         })?;
         Ok((ck, sk))
@@ -323,17 +323,18 @@ impl SenderKeyDistributionMessage {
             "SenderKeyDistributionMessage is empty",
         ))?;
         check_version(first)?;
-        let p = wire::SenderKeyDistributionMessage::decode(body).map_err(|_| {
+        let mut p = wire::SenderKeyDistributionMessage::decode(body).map_err(|_| {
             Error::InvalidMessage("SenderKeyDistributionMessage protobuf is invalid")
         })?;
-        let distribution_id = uuid16(p.distribution_uuid)?;
+        let distribution_id = uuid16(p.distribution_uuid.take())?;
         let chain_id = p.chain_id.ok_or(Error::InvalidMessage(
             "SenderKeyDistributionMessage chain id is missing",
         ))?;
         let iteration = p.iteration.ok_or(Error::InvalidMessage(
             "SenderKeyDistributionMessage iteration is missing",
         ))?;
-        let (chain_key, signing_key) = Self::parts(p.chain_key, p.signing_key)?;
+        let (chain_key, signing_key) =
+            Self::parts(p.chain_key.as_deref(), p.signing_key.as_deref())?;
         Ok(Self {
             distribution_id: Some(distribution_id),
             chain_id,
@@ -359,7 +360,8 @@ impl SenderKeyDistributionMessage {
         let iteration = p.iteration.ok_or(Error::InvalidMessage(
             "SenderKeyDistributionMessage iteration is missing",
         ))?;
-        let (chain_key, signing_key) = Self::parts(p.chain_key, p.signing_key)?;
+        let (chain_key, signing_key) =
+            Self::parts(p.chain_key.as_deref(), p.signing_key.as_deref())?;
         Ok(Self {
             distribution_id: None,
             chain_id,

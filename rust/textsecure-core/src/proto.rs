@@ -266,7 +266,7 @@ pub mod storage {
     }
 }
 
-/// The storage structs that carry secrets wipe them when dropped, so (de)serializing a record
+/// The storage structs (and the distribution messages) that carry secrets wipe them when dropped, so (de)serializing a record
 /// leaves no copy of a root, chain or message key or a private key in freed memory.
 mod scrub {
     use zeroize::Zeroize;
@@ -310,6 +310,31 @@ mod scrub {
     impl Drop for IdentityKeyPairStructure {
         fn drop(&mut self) {
             self.private_key.zeroize();
+        }
+    }
+    impl Drop for SenderChainKey {
+        fn drop(&mut self) {
+            self.seed.zeroize();
+        }
+    }
+    impl Drop for SenderMessageKey {
+        fn drop(&mut self) {
+            self.seed.zeroize();
+        }
+    }
+    impl Drop for SenderSigningKey {
+        fn drop(&mut self) {
+            self.private.zeroize();
+        }
+    }
+    impl Drop for super::wire::SenderKeyDistributionMessage {
+        fn drop(&mut self) {
+            self.chain_key.zeroize();
+        }
+    }
+    impl Drop for super::wire::LegacySenderKeyDistributionMessage {
+        fn drop(&mut self) {
+            self.chain_key.zeroize();
         }
     }
 }

@@ -16,6 +16,7 @@ use textsecure_core::attachments::{
     WhatsAppDecryptor, WhatsAppEncryptor,
 };
 
+use crate::convert::Int;
 use crate::errors::CoreResultExt;
 
 /// Below this many bytes the GIL is kept (releasing it costs more than the work).
@@ -59,25 +60,29 @@ fn signal_info<'py>(py: Python<'py>, r: &SignalEncryptResult) -> SignalInfo<'py>
 
 /// Signal's padded size for a plaintext of `size` bytes.
 #[pyfunction]
-fn attachment_padded_size(size: u64) -> u64 {
+fn attachment_padded_size(size: Int<u64>) -> u64 {
+    let size = size.0;
     padded_size(size)
 }
 
 /// Length of the blob for a plaintext of `size` bytes.
 #[pyfunction]
-fn attachment_blob_len(size: u64) -> u64 {
+fn attachment_blob_len(size: Int<u64>) -> u64 {
+    let size = size.0;
     signal::blob_len(size)
 }
 
 /// The incremental-MAC chunk size Signal clients use for a plaintext of `size` bytes.
 #[pyfunction]
-fn attachment_chunk_size(size: u64) -> usize {
+fn attachment_chunk_size(size: Int<u64>) -> usize {
+    let size = size.0;
     signal::default_chunk_size(size)
 }
 
 /// libsignal's chunk-size rule for `data_size` MACed bytes.
 #[pyfunction]
-fn incremental_chunk_size(data_size: u64) -> usize {
+fn incremental_chunk_size(data_size: Int<u64>) -> usize {
+    let data_size = data_size.0;
     chunk_size_for(data_size)
 }
 
@@ -87,8 +92,9 @@ fn incremental_mac<'py>(
     py: Python<'py>,
     key: &[u8],
     data: &[u8],
-    chunk_size: usize,
+    chunk_size: Int<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let chunk_size = chunk_size.0;
     let mut m = IncrementalMac::new(key, chunk_size).py()?;
     let list = run(py, data.len(), || {
         m.update(data);
@@ -121,9 +127,11 @@ fn attachment_encrypt<'py>(
     data: &[u8],
     key: &[u8],
     iv: &[u8],
-    chunk_size: Option<usize>,
-    threads: Option<usize>,
+    chunk_size: Option<Int<usize>>,
+    threads: Option<Int<usize>>,
 ) -> PyResult<(Bound<'py, PyBytes>, SignalInfo<'py>)> {
+    let chunk_size = chunk_size.map(|v| v.0);
+    let threads = threads.map(|v| v.0);
     let chunk = chunk_size.unwrap_or_else(|| signal::default_chunk_size(data.len() as u64));
     // Argument errors before allocating.
     SignalEncryptor::new(key, iv, chunk).py()?;
@@ -151,11 +159,14 @@ fn attachment_decrypt<'py>(
     blob: &[u8],
     key: &[u8],
     digest: Option<&[u8]>,
-    size: u64,
+    size: Int<u64>,
     incremental_mac: Option<&[u8]>,
-    chunk_size: Option<usize>,
-    threads: Option<usize>,
+    chunk_size: Option<Int<usize>>,
+    threads: Option<Int<usize>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let size = size.0;
+    let chunk_size = chunk_size.map(|v| v.0);
+    let threads = threads.map(|v| v.0);
     let inc = match (incremental_mac, chunk_size) {
         (Some(m), Some(c)) => Some((m, c)),
         (None, _) => None,
@@ -194,8 +205,9 @@ fn attachment_encrypt_file<'py>(
     dst: PathBuf,
     key: &[u8],
     iv: &[u8],
-    chunk_size: Option<usize>,
+    chunk_size: Option<Int<usize>>,
 ) -> PyResult<SignalInfo<'py>> {
+    let chunk_size = chunk_size.map(|v| v.0);
     let r = py.detach(|| file::signal_encrypt_file(&src, &dst, key, iv, chunk_size));
     Ok(signal_info(py, &file_py(r)?))
 }
@@ -210,10 +222,12 @@ fn attachment_decrypt_file(
     dst: PathBuf,
     key: &[u8],
     digest: Option<&[u8]>,
-    size: u64,
+    size: Int<u64>,
     incremental_mac: Option<&[u8]>,
-    chunk_size: Option<usize>,
+    chunk_size: Option<Int<usize>>,
 ) -> PyResult<()> {
+    let size = size.0;
+    let chunk_size = chunk_size.map(|v| v.0);
     let inc = match (incremental_mac, chunk_size) {
         (Some(digests), Some(chunk_size)) => Some(Incremental {
             digests,
@@ -241,7 +255,8 @@ struct AttachmentEncryptor {
 #[pymethods]
 impl AttachmentEncryptor {
     #[new]
-    fn new(key: &[u8], iv: &[u8], chunk_size: usize) -> PyResult<Self> {
+    fn new(key: &[u8], iv: &[u8], chunk_size: Int<usize>) -> PyResult<Self> {
+        let chunk_size = chunk_size.0;
         Ok(Self {
             inner: Some(SignalEncryptor::new(key, iv, chunk_size).py()?),
             buf: Vec::new(),
@@ -264,7 +279,12 @@ impl AttachmentEncryptor {
 
     /// Ends the plaintext; returns up to about `max` bytes of padding ciphertext and whether
     /// the padding is complete.
-    fn pad<'py>(&mut self, py: Python<'py>, max: usize) -> PyResult<(Bound<'py, PyBytes>, bool)> {
+    fn pad<'py>(
+        &mut self,
+        py: Python<'py>,
+        max: Int<usize>,
+    ) -> PyResult<(Bound<'py, PyBytes>, bool)> {
+        let max = max.0;
         let Some(e) = self.inner.as_mut() else {
             return Err::<_, textsecure_core::Error>(textsecure_core::Error::InvalidArgument(
                 "encryptor already finalized",
@@ -311,12 +331,15 @@ impl AttachmentDecryptor {
     #[pyo3(signature = (key, size, digest, incremental_mac=None, chunk_size=None, blob_len=None))]
     fn new(
         key: &[u8],
-        size: u64,
+        size: Int<u64>,
         digest: Option<&[u8]>,
         incremental_mac: Option<&[u8]>,
-        chunk_size: Option<usize>,
-        blob_len: Option<u64>,
+        chunk_size: Option<Int<usize>>,
+        blob_len: Option<Int<u64>>,
     ) -> PyResult<Self> {
+        let size = size.0;
+        let chunk_size = chunk_size.map(|v| v.0);
+        let blob_len = blob_len.map(|v| v.0);
         let inner = match (incremental_mac, chunk_size) {
             (Some(m), Some(c)) => SignalDecryptor::new(key, size, digest, m, c, blob_len),
             (None, None) => SignalDecryptor::new_releasing_unverified(key, size, digest, blob_len),
@@ -420,8 +443,9 @@ fn whatsapp_encrypt<'py>(
     data: &[u8],
     media_type: &str,
     media_key: &[u8],
-    threads: Option<usize>,
+    threads: Option<Int<usize>>,
 ) -> PyResult<(Bound<'py, PyBytes>, WaInfo<'py>)> {
+    let threads = threads.map(|v| v.0);
     let t = self::media_type(media_type)?;
     // Argument errors before allocating.
     MediaKeys::derive(media_key, t).py()?;
@@ -450,8 +474,9 @@ fn whatsapp_decrypt<'py>(
     media_key: &[u8],
     file_sha256: Option<&[u8]>,
     file_enc_sha256: Option<&[u8]>,
-    threads: Option<usize>,
+    threads: Option<Int<usize>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let threads = threads.map(|v| v.0);
     let t = self::media_type(media_type)?;
     let th = Threads::from_count(threads);
     // MAC and hashes first; the plaintext length is known only then (it depends on the padding).
@@ -557,8 +582,9 @@ impl WhatsAppMediaDecryptor {
         media_type: &str,
         file_sha256: Option<&[u8]>,
         file_enc_sha256: Option<&[u8]>,
-        enc_len: Option<u64>,
+        enc_len: Option<Int<u64>>,
     ) -> PyResult<Self> {
+        let enc_len = enc_len.map(|v| v.0);
         let t = self::media_type(media_type)?;
         let d = WhatsAppDecryptor::new(media_key, t, file_sha256, file_enc_sha256, enc_len).py()?;
         Ok(Self {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyType};
@@ -36,6 +36,29 @@ impl std::ops::Deref for BytesLike<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// An integer argument of type `T`. A Python `int` outside `T`'s range raises
+/// `errors.InvalidArgument` (a `ValueError`) rather than pyo3's `OverflowError`; a non-integer
+/// still raises `TypeError`.
+#[derive(Clone, Copy)]
+pub(crate) struct Int<T>(pub(crate) T);
+
+impl<'a, 'py, T> FromPyObject<'a, 'py> for Int<T>
+where
+    T: FromPyObject<'a, 'py, Error = PyErr>,
+{
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        T::extract(obj).map(Self).map_err(|e| {
+            if e.is_instance_of::<PyOverflowError>(obj.py()) {
+                crate::errors::out_of_range(obj, std::any::type_name::<T>())
+            } else {
+                e
+            }
+        })
     }
 }
 

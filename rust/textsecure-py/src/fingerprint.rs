@@ -5,7 +5,7 @@ use pyo3::types::PyBytes;
 
 use textsecure_core::fingerprint;
 
-use crate::convert::BytesLike;
+use crate::convert::{BytesLike, Int};
 use crate::errors::CoreResultExt;
 use crate::keys::public_key_arg;
 
@@ -18,16 +18,21 @@ pub(crate) struct Fingerprint {
 impl Fingerprint {
     /// Computes the safety number of two identities. The hashing runs without the GIL.
     #[staticmethod]
-    #[pyo3(signature = (*, local_id, local_key, remote_id, remote_key, version = 2, iterations = 5200))]
+    #[pyo3(
+        signature = (*, local_id, local_key, remote_id, remote_key, version = Int(2), iterations = Int(5200)),
+        text_signature = "(*, local_id, local_key, remote_id, remote_key, version=2, iterations=5200)"
+    )]
     fn create(
         py: Python<'_>,
         local_id: BytesLike<'_>,
         local_key: &Bound<'_, PyAny>,
         remote_id: BytesLike<'_>,
         remote_key: &Bound<'_, PyAny>,
-        version: u32,
-        iterations: u32,
+        version: Int<u32>,
+        iterations: Int<u32>,
     ) -> PyResult<Self> {
+        let version = version.0;
+        let iterations = iterations.0;
         let local_key = public_key_arg(local_key)?;
         let remote_key = public_key_arg(remote_key)?;
         let (local_id, remote_id): (&[u8], &[u8]) = (&local_id, &remote_id);

@@ -5,11 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use textsecure_core::{prekey, state};
+use textsecure_core::{prekey, state, Error};
 
-use crate::convert::opt;
-use crate::convert::BytesLike;
-use crate::errors::CoreResultExt;
+use crate::convert::{opt, BytesLike, Int};
+use crate::errors::{to_py, CoreResultExt};
 use crate::keys::{
     kyber_public_arg, new_identity_key, private_key_arg, public_key_arg, IdentityKey,
     IdentityKeyPair, KyberKeyPair, KyberPublicKey, PrivateKey, PublicKey,
@@ -30,13 +29,15 @@ pub(crate) struct PreKeyRecord {
 #[pymethods]
 impl PreKeyRecord {
     #[new]
-    fn new(id: u32, private_key: &Bound<'_, PyAny>) -> PyResult<Self> {
+    fn new(id: Int<u32>, private_key: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let id = id.0;
         Ok(Self {
             inner: prekey::PreKeyRecord::new(id, private_key_arg(private_key)?),
         })
     }
     #[staticmethod]
-    fn generate(id: u32) -> Self {
+    fn generate(id: Int<u32>) -> Self {
+        let id = id.0;
         Self {
             inner: prekey::PreKeyRecord::new(id, textsecure_core::curve::PrivateKey::generate()),
         }
@@ -80,11 +81,13 @@ pub(crate) struct SignedPreKeyRecord {
 impl SignedPreKeyRecord {
     #[new]
     fn new(
-        id: u32,
+        id: Int<u32>,
         private_key: &Bound<'_, PyAny>,
         signature: BytesLike<'_>,
-        timestamp: u64,
+        timestamp: Int<u64>,
     ) -> PyResult<Self> {
+        let id = id.0;
+        let timestamp = timestamp.0;
         Ok(Self {
             inner: prekey::SignedPreKeyRecord {
                 id,
@@ -98,7 +101,13 @@ impl SignedPreKeyRecord {
     }
     #[staticmethod]
     #[pyo3(signature = (id, identity, timestamp = None))]
-    fn generate(id: u32, identity: &Bound<'_, IdentityKeyPair>, timestamp: Option<u64>) -> Self {
+    fn generate(
+        id: Int<u32>,
+        identity: &Bound<'_, IdentityKeyPair>,
+        timestamp: Option<Int<u64>>,
+    ) -> Self {
+        let id = id.0;
+        let timestamp = timestamp.map(|v| v.0);
         Self {
             inner: prekey::SignedPreKeyRecord::generate(
                 id,
@@ -157,11 +166,13 @@ pub(crate) struct KyberPreKeyRecord {
 impl KyberPreKeyRecord {
     #[new]
     fn new(
-        id: u32,
+        id: Int<u32>,
         key_pair: &Bound<'_, KyberKeyPair>,
         signature: BytesLike<'_>,
-        timestamp: u64,
+        timestamp: Int<u64>,
     ) -> Self {
+        let id = id.0;
+        let timestamp = timestamp.0;
         Self {
             inner: prekey::KyberPreKeyRecord {
                 id,
@@ -174,10 +185,12 @@ impl KyberPreKeyRecord {
     #[staticmethod]
     #[pyo3(signature = (id, identity, timestamp = None))]
     fn generate(
-        id: u32,
+        id: Int<u32>,
         identity: &Bound<'_, IdentityKeyPair>,
-        timestamp: Option<u64>,
+        timestamp: Option<Int<u64>>,
     ) -> PyResult<Self> {
+        let id = id.0;
+        let timestamp = timestamp.map(|v| v.0);
         Ok(Self {
             inner: prekey::KyberPreKeyRecord::generate(
                 id,
@@ -241,26 +254,30 @@ impl PreKeyBundle {
         kyber_prekey_id = None, kyber_prekey_public = None, kyber_prekey_signature = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        registration_id: u32,
-        device_id: u32,
+        registration_id: Int<u32>,
+        device_id: Int<u32>,
         identity_key: &Bound<'_, PyAny>,
-        signed_prekey_id: u32,
+        signed_prekey_id: Int<u32>,
         signed_prekey_public: &Bound<'_, PyAny>,
         signed_prekey_signature: BytesLike<'_>,
-        prekey_id: Option<u32>,
+        prekey_id: Option<Int<u32>>,
         prekey_public: Option<&Bound<'_, PyAny>>,
-        kyber_prekey_id: Option<u32>,
+        kyber_prekey_id: Option<Int<u32>>,
         kyber_prekey_public: Option<&Bound<'_, PyAny>>,
         kyber_prekey_signature: Option<BytesLike<'_>>,
     ) -> PyResult<Self> {
-        use pyo3::exceptions::PyValueError;
+        let registration_id = registration_id.0;
+        let device_id = device_id.0;
+        let signed_prekey_id = signed_prekey_id.0;
+        let prekey_id = prekey_id.map(|v| v.0);
+        let kyber_prekey_id = kyber_prekey_id.map(|v| v.0);
         let prekey = match (prekey_id, prekey_public) {
             (Some(id), Some(k)) => Some((id, public_key_arg(k)?)),
             (None, None) => None,
             _ => {
-                return Err(PyValueError::new_err(
+                return Err(to_py(Error::InvalidArgument(
                     "prekey_id and prekey_public go together",
-                ))
+                )))
             }
         };
         let kyber =
@@ -271,9 +288,9 @@ impl PreKeyBundle {
                     signature: sig.to_vec(),
                 }),
                 (None, None, None) => None,
-                _ => return Err(PyValueError::new_err(
+                _ => return Err(to_py(Error::InvalidArgument(
                     "kyber_prekey_id, kyber_prekey_public and kyber_prekey_signature go together",
-                )),
+                ))),
             };
         Ok(Self {
             inner: prekey::PreKeyBundle {

@@ -1,7 +1,7 @@
 //! Sealed sender: certificates, the sealed content (USMC), v1 / v2 encryption and decryption,
 //! and `SealedSessionCipher` over a `MemoryStore`.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyType};
@@ -10,7 +10,7 @@ use textsecure_core::curve;
 use textsecure_core::sealed_sender as ss;
 use textsecure_core::Error;
 
-use crate::convert::{message_type, BytesLike};
+use crate::convert::{message_type, BytesLike, Int};
 use crate::errors::{to_py, to_py_for, CoreResultExt};
 use crate::keys::{
     new_identity_key, private_key_arg, public_key_arg, IdentityKey, IdentityKeyPair, PublicKey,
@@ -45,7 +45,9 @@ fn trust_roots_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<curve::PublicKey>> {
         out.push(public_key_arg(&item?)?);
     }
     if out.is_empty() {
-        return Err(PyValueError::new_err("at least one trust root is needed"));
+        return Err(to_py(Error::InvalidArgument(
+            "at least one trust root is needed",
+        )));
     }
     Ok(out)
 }
@@ -93,10 +95,11 @@ impl ServerCertificate {
     /// Creates a server certificate for `key`, signed by the trust root's private key.
     #[staticmethod]
     fn create(
-        key_id: u32,
+        key_id: Int<u32>,
         key: &Bound<'_, PyAny>,
         trust_root: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
+        let key_id = key_id.0;
         let key = public_key_arg(key)?;
         let root = private_key_arg(trust_root)?;
         Ok(Self {
@@ -168,13 +171,15 @@ impl SenderCertificate {
     #[allow(clippy::too_many_arguments)]
     fn create(
         sender_uuid: &str,
-        sender_device_id: u32,
+        sender_device_id: Int<u32>,
         identity_key: &Bound<'_, PyAny>,
-        expiration: u64,
+        expiration: Int<u64>,
         server_certificate: &Bound<'_, ServerCertificate>,
         server_key: &Bound<'_, PyAny>,
         sender_e164: Option<&str>,
     ) -> PyResult<Self> {
+        let sender_device_id = sender_device_id.0;
+        let expiration = expiration.0;
         let key = public_key_arg(identity_key)?;
         let server_key = private_key_arg(server_key)?;
         let inner = ss::SenderCertificate::new(
@@ -270,9 +275,10 @@ impl SenderCertificate {
     fn validate(
         &self,
         trust_root: &Bound<'_, PyAny>,
-        timestamp: u64,
+        timestamp: Int<u64>,
         server_certificates: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        let timestamp = timestamp.0;
         let roots = trust_roots_arg(trust_root)?;
         let known = server_certs_arg(server_certificates)?;
         self.inner.validate_with(&roots, timestamp, &known).py()
@@ -306,14 +312,19 @@ pub(crate) struct UnidentifiedSenderMessageContent {
 #[pymethods]
 impl UnidentifiedSenderMessageContent {
     #[new]
-    #[pyo3(signature = (message_type, sender_certificate, contents, *, content_hint = 0, group_id = None))]
+    #[pyo3(
+        signature = (message_type, sender_certificate, contents, *, content_hint = Int(0), group_id = None),
+        text_signature = "(message_type, sender_certificate, contents, *, content_hint=0, group_id=None)"
+    )]
     fn new(
-        message_type: u8,
+        message_type: Int<u8>,
         sender_certificate: &Bound<'_, SenderCertificate>,
         contents: BytesLike<'_>,
-        content_hint: u32,
+        content_hint: Int<u32>,
         group_id: Option<BytesLike<'_>>,
     ) -> PyResult<Self> {
+        let message_type = message_type.0;
+        let content_hint = content_hint.0;
         Ok(Self {
             inner: ss::UnidentifiedSenderMessageContent::new(
                 message_type,
@@ -571,8 +582,9 @@ fn sealed_sender_multi_recipient_encrypt<'py>(
     recipients: Vec<RecipientArg<'py>>,
     sender: &Bound<'py, IdentityKeyPair>,
     excluded: Vec<String>,
-    threads: Option<usize>,
+    threads: Option<Int<usize>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let threads = threads.map(|v| v.0);
     let recipients = multi_recipients(recipients)?;
     let usmc = &content.get().inner;
     let sender = &sender.get().inner;
@@ -658,16 +670,20 @@ impl SealedSessionCipher {
     }
 
     /// Encrypts with the 1:1 session to `remote`, then seals (v1) with `sender_certificate`.
-    #[pyo3(signature = (remote, plaintext, sender_certificate, *, content_hint = 0, group_id = None))]
+    #[pyo3(
+        signature = (remote, plaintext, sender_certificate, *, content_hint = Int(0), group_id = None),
+        text_signature = "($self, remote, plaintext, sender_certificate, *, content_hint=0, group_id=None)"
+    )]
     fn encrypt<'py>(
         &self,
         py: Python<'py>,
         remote: &Bound<'py, Address>,
         plaintext: BytesLike<'_>,
         sender_certificate: &Bound<'py, SenderCertificate>,
-        content_hint: u32,
+        content_hint: Int<u32>,
         group_id: Option<BytesLike<'_>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let content_hint = content_hint.0;
         let mut store = self.store.borrow_mut(py);
         let remote = remote.get();
         let out = ss::sealed_sender_encrypt(
@@ -710,8 +726,9 @@ impl SealedSessionCipher {
         recipients: Vec<Bound<'py, Address>>,
         content: &Bound<'py, UnidentifiedSenderMessageContent>,
         excluded: Vec<String>,
-        threads: Option<usize>,
+        threads: Option<Int<usize>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let threads = threads.map(|v| v.0);
         let (list, identity) = {
             let store = self.store.borrow(py);
             let mut list: Vec<ss::MultiRecipient> = Vec::new();
@@ -773,10 +790,11 @@ impl SealedSessionCipher {
         py: Python<'_>,
         data: BytesLike<'_>,
         trust_root: &Bound<'_, PyAny>,
-        timestamp: u64,
+        timestamp: Int<u64>,
         local_address: Option<&Bound<'_, Address>>,
         server_certificates: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<UnidentifiedSenderMessageContent> {
+        let timestamp = timestamp.0;
         let args = UnsealArgs::parse(trust_root, timestamp, local_address, server_certificates)?;
         let store = self.store.borrow(py);
         Ok(UnidentifiedSenderMessageContent {
@@ -792,10 +810,11 @@ impl SealedSessionCipher {
         py: Python<'_>,
         data: BytesLike<'_>,
         trust_root: &Bound<'_, PyAny>,
-        timestamp: u64,
+        timestamp: Int<u64>,
         local_address: Option<&Bound<'_, Address>>,
         server_certificates: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<SealedSenderResult> {
+        let timestamp = timestamp.0;
         let args = UnsealArgs::parse(trust_root, timestamp, local_address, server_certificates)?;
         let r = {
             let mut store = self.store.borrow_mut(py);

@@ -1,14 +1,15 @@
 //! `Address` and the in-memory store.
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 
 use textsecure_core::curve;
 use textsecure_core::prekey as core_prekey;
 use textsecure_core::store::{self as core_store, InMemoryStore};
+use textsecure_core::Error;
 
-use crate::errors::CoreResultExt;
+use crate::convert::Int;
+use crate::errors::{to_py, CoreResultExt};
 use crate::keys::{new_identity_key, public_key_arg, IdentityKey, IdentityKeyPair};
 use crate::records::{
     now_ms, KyberPreKeyRecord, PreKeyBundle, PreKeyRecord, SessionRecord, SignedPreKeyRecord,
@@ -23,7 +24,8 @@ pub(crate) struct Address {
 #[pymethods]
 impl Address {
     #[new]
-    fn new(name: String, device_id: u32) -> Self {
+    fn new(name: String, device_id: Int<u32>) -> Self {
+        let device_id = device_id.0;
         Self {
             inner: core_store::Address::new(name, device_id),
         }
@@ -71,7 +73,8 @@ pub(crate) struct MemoryStore {
 #[pymethods]
 impl MemoryStore {
     #[new]
-    fn new(identity: &Bound<'_, IdentityKeyPair>, registration_id: u32) -> Self {
+    fn new(identity: &Bound<'_, IdentityKeyPair>, registration_id: Int<u32>) -> Self {
+        let registration_id = registration_id.0;
         Self {
             inner: InMemoryStore::new(identity.get().inner.clone(), registration_id),
         }
@@ -93,13 +96,15 @@ impl MemoryStore {
         let r = record.get().inner.clone();
         self.inner.prekeys.insert(r.id, r);
     }
-    fn load_prekey(&self, id: u32) -> Option<PreKeyRecord> {
+    fn load_prekey(&self, id: Int<u32>) -> Option<PreKeyRecord> {
+        let id = id.0;
         self.inner
             .prekeys
             .get(&id)
             .map(|r| PreKeyRecord { inner: r.clone() })
     }
-    fn remove_prekey(&mut self, id: u32) {
+    fn remove_prekey(&mut self, id: Int<u32>) {
+        let id = id.0;
         self.inner.prekeys.remove(&id);
     }
 
@@ -107,14 +112,16 @@ impl MemoryStore {
         let r = record.get().inner.clone();
         self.inner.signed_prekeys.insert(r.id, r);
     }
-    fn load_signed_prekey(&self, id: u32) -> Option<SignedPreKeyRecord> {
+    fn load_signed_prekey(&self, id: Int<u32>) -> Option<SignedPreKeyRecord> {
+        let id = id.0;
         self.inner
             .signed_prekeys
             .get(&id)
             .map(|r| SignedPreKeyRecord { inner: r.clone() })
     }
     /// Removes a signed prekey (and the replay records of sessions set up with it).
-    fn remove_signed_prekey(&mut self, id: u32) {
+    fn remove_signed_prekey(&mut self, id: Int<u32>) {
+        let id = id.0;
         self.inner.remove_signed_prekey(id);
     }
 
@@ -125,13 +132,15 @@ impl MemoryStore {
         let r = record.get().inner.clone();
         self.inner.kyber_prekeys.insert(r.id, (r, last_resort));
     }
-    fn load_kyber_prekey(&self, id: u32) -> Option<KyberPreKeyRecord> {
+    fn load_kyber_prekey(&self, id: Int<u32>) -> Option<KyberPreKeyRecord> {
+        let id = id.0;
         self.inner
             .kyber_prekeys
             .get(&id)
             .map(|(r, _)| KyberPreKeyRecord { inner: r.clone() })
     }
-    fn remove_kyber_prekey(&mut self, id: u32) {
+    fn remove_kyber_prekey(&mut self, id: Int<u32>) {
+        let id = id.0;
         self.inner.kyber_prekeys.remove(&id);
     }
 
@@ -143,19 +152,23 @@ impl MemoryStore {
     #[allow(clippy::too_many_arguments)]
     fn new_bundle(
         &mut self,
-        device_id: u32,
-        prekey_id: Option<u32>,
-        signed_prekey_id: u32,
-        kyber_prekey_id: Option<u32>,
+        device_id: Int<u32>,
+        prekey_id: Option<Int<u32>>,
+        signed_prekey_id: Int<u32>,
+        kyber_prekey_id: Option<Int<u32>>,
         one_time: bool,
         kyber: bool,
         kyber_last_resort: bool,
     ) -> PyResult<PreKeyBundle> {
+        let device_id = device_id.0;
+        let prekey_id = prekey_id.map(|v| v.0);
+        let signed_prekey_id = signed_prekey_id.0;
+        let kyber_prekey_id = kyber_prekey_id.map(|v| v.0);
         let identity = self.inner.identity().clone();
         let spk = core_prekey::SignedPreKeyRecord::generate(signed_prekey_id, &identity, now_ms());
         let otk = if one_time {
             let id = prekey_id
-                .ok_or_else(|| PyValueError::new_err("one_time=True needs a prekey_id"))?;
+                .ok_or_else(|| to_py(Error::InvalidArgument("one_time=True needs a prekey_id")))?;
             Some(core_prekey::PreKeyRecord::new(
                 id,
                 curve::PrivateKey::generate(),
