@@ -24,7 +24,7 @@ SUMMARY=fuzz/artifacts/summary.txt
 have_cargo_fuzz() {
     command -v cargo-fuzz >/dev/null 2>&1 && return 0
     echo "== installing cargo-fuzz"
-    cargo install cargo-fuzz --locked --quiet >/dev/null 2>&1 || cargo install cargo-fuzz --quiet
+    cargo install cargo-fuzz --version "${CARGO_FUZZ_VERSION:-0.13.2}" --locked --quiet
     command -v cargo-fuzz >/dev/null 2>&1
 }
 
@@ -97,6 +97,8 @@ ci)
         echo "!! WARNING: cargo-fuzz unavailable or the build failed in this environment;"
         echo "!! running the corpus replay without libFuzzer instead (no coverage guidance)."
         cargo test -q -p textsecure-core --test fuzz_corpus || fail=1
+        # In CI (TEXTSECURE_STRICT=1) losing coverage guidance is a failure, like a skipped test.
+        [ "${TEXTSECURE_STRICT:-0}" = 1 ] && fail=1
     fi
     conversation_runner "${CONVERSATION_FUZZ_RUNS:-4}" "${CONVERSATION_FUZZ_STEPS:-3000}" || fail=1
     awk '/execs/ {s += $2} END {printf "total: %d executions\n", s}' "$SUMMARY" | tee -a "$SUMMARY"
