@@ -84,7 +84,8 @@ _PATH = (str, os.PathLike)
 
 
 def _b(data: BytesLike) -> bytes:
-    return data if isinstance(data, bytes) else bytes(data)
+    # Only the buffer protocol: ``bytes(5)`` would silently turn an int into five zero bytes.
+    return data if isinstance(data, bytes) else memoryview(data).tobytes()
 
 
 def _opt_b(data: BytesLike | None) -> bytes | None:

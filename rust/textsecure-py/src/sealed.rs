@@ -68,13 +68,21 @@ fn server_certs_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<ss::ServerCe
 }
 
 /// Runs `f` on a rayon pool of `threads` threads (the global pool when `None`).
+/// The largest `threads=` accepted (a caller passing more has a bug; see `with_threads`).
+const MAX_THREADS: usize = 1024;
+
 fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
     match threads {
         None => Ok(f()),
         Some(0) => Err(to_py(Error::InvalidArgument("threads must be at least 1"))),
+        Some(n) if n > MAX_THREADS => Err(to_py(Error::InvalidArgument(
+            "threads must be at most 1024",
+        ))),
         Some(n) => {
+            // More threads than CPUs only adds context switches: the pool never exceeds them.
+            let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
             let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
+                .num_threads(n.min(cpus))
                 .build()
                 .map_err(|_| to_py(Error::InvalidArgument("cannot start the thread pool")))?;
             Ok(pool.install(f))
