@@ -3,9 +3,9 @@
 //! `fuzz/regressions/<target>/*` (inputs that once found a bug). The target logic is the fuzz
 //! crate's own (`fuzz/src/targets/`), compiled here through `#[path]`.
 //!
-//! In unoptimized builds the `conversation` corpus (each input sets up several sessions, slow
-//! without optimization) is sampled: every input of a deterministic share of at most
-//! [`DEBUG_SAMPLE`] files; optimized builds (`make fuzz-ci`, `make fuzz`) replay everything.
+//! In unoptimized builds the corpora of [`SLOW_IN_DEBUG`] (e.g. `conversation`: each input sets
+//! up several sessions) are sampled: a deterministic share of at most [`DEBUG_SAMPLE`] files;
+//! optimized builds (`make fuzz-ci`, `make fuzz`) replay everything.
 //! Regressions are always replayed in full.
 //!
 //! `cargo test --test fuzz_corpus -- --ignored write_seeds` (re)writes the seeds that come from
@@ -41,8 +41,17 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Most `conversation` corpus inputs replayed by an unoptimized build.
+/// Most corpus inputs of a [`SLOW_IN_DEBUG`] target replayed by an unoptimized build.
 const DEBUG_SAMPLE: usize = 24;
+
+/// Targets whose inputs are slow without optimization (sessions set up, long sender-key or
+/// SPQR chains stepped, envelopes opened): sampled in debug builds.
+const SLOW_IN_DEBUG: &[&str] = &[
+    "conversation",
+    "group_decrypt",
+    "sealed_sender_envelope",
+    "spqr_message",
+];
 
 #[test]
 fn corpora_and_regressions_replay() {
@@ -50,7 +59,7 @@ fn corpora_and_regressions_replay() {
     for (name, run) in targets::ALL {
         let mut corpus = files(&fuzz_dir().join("corpus").join(name));
         assert!(!corpus.is_empty(), "target {name} has no committed corpus");
-        if cfg!(debug_assertions) && *name == "conversation" && corpus.len() > DEBUG_SAMPLE {
+        if cfg!(debug_assertions) && SLOW_IN_DEBUG.contains(name) && corpus.len() > DEBUG_SAMPLE {
             let step = corpus.len().div_ceil(DEBUG_SAMPLE);
             corpus = corpus.into_iter().step_by(step).collect();
         }
