@@ -96,30 +96,7 @@ def main() -> None:
     bobs = []
     for fixture, name in enumerate(ONE_TO_ONE, start=1):
         d = json.loads((VECTORS / name).read_text())
-        bob = d["bob"]
-        kyber = None
-        if bob.get("kyber_secret_key"):
-            kyber = (
-                bob["kyber_prekey_id"],
-                b64(bob["kyber_secret_key"]),
-                b64(bob["kyber_prekey_public"]),
-                b64(bob["kyber_prekey_signature"]),
-            )
-        bobs.append(
-            (
-                name,
-                bob["registration_id"],
-                b64(bob["identity_private"]),
-                (bob["prekey_id"], b64(bob["prekey_private"])),
-                (
-                    bob["signed_prekey_id"],
-                    b64(bob["signed_prekey_private"]),
-                    b64(bob["signed_prekey_signature"]),
-                    bob.get("signed_prekey_timestamp") or 0,
-                ),
-                kyber,
-            )
-        )
+        bobs.append(vector_bob(name, d["bob"]))
         # session_decrypt: the messages Bob receives before his first reply, in file order.
         seq = bytearray([fixture])
         for step in d["steps"]:
@@ -171,7 +148,129 @@ def main() -> None:
         bundle = d["bundle"]
         seed("prekey_bundle", bundle_input(bundle))
 
-    write_vector_bobs(bobs)
+    sealed = json.loads((VECTORS / "sealed_sender_pqxdh.json").read_text())
+    sealed_bob = {
+        "bob": vector_bob("sealed_sender_pqxdh.json", sealed["bob"]),
+        "trust_root": b64(sealed["trust_root_public"]),
+        "time": sealed["validation_timestamp"],
+    }
+    write_vector_bobs(bobs, sealed_bob)
+    group_seeds()
+    sealed_seeds(sealed)
+    spqr_seeds()
+
+
+def group_seeds() -> None:
+    """Sender keys: group_decrypt (input format: flags, [field skdm], (op, field message)*),
+    sender_key_message, sender_key_distribution."""
+    for name, legacy in [
+        ("group_in_order.json", False),
+        ("group_out_of_order.json", False),
+        ("axolotl_group_legacy.json", True),
+    ]:
+        d = json.loads((VECTORS / name).read_text())
+        flags = 2 | (1 if legacy else 0)
+        skdm = b64(d["skdm"]) or b""
+        seed("sender_key_distribution", bytes([flags & 1]) + skdm)
+        msgs = [b64(st["body"]) or b"" for st in d["steps"] if st.get("body")]
+        for m in msgs[:3]:
+            seed("sender_key_message", bytes([flags & 1]) + struct.pack("<I", 0) + m)
+        head = bytes([flags]) + field(skdm)
+        # The whole file in delivery order (duplicates included), then short pieces.
+        seed("group_decrypt", head + b"".join(b"\x00" + field(m) for m in msgs))
+        seed("group_decrypt", head + b"\x00" + field(msgs[0]) + b"\x01" + b"\x00" + field(msgs[0]))
+        for m in msgs[:4]:
+            seed("group_decrypt", head + b"\x00" + field(m))
+
+
+def sealed_seeds(d: dict) -> None:
+    """Sealed sender: the vector's envelopes (recipient 1) in order, one by one, and their
+    certificates."""
+    bodies = [b64(st["body"]) or b"" for st in d["steps"] if st.get("body")]
+    seed("sealed_sender_envelope", b"\x01" + b"".join(field(b) for b in bodies))
+    for b in bodies[:2]:
+        seed("sealed_sender_envelope", b"\x01" + field(b))
+        seed("sealed_sender_envelope", b"\x00" + field(b))
+    t = struct.pack("<Q", d["validation_timestamp"])
+    certs = {b64(st["sender_certificate"]) for st in d["steps"] if st.get("sender_certificate")}
+    for c in sorted(certs):
+        seed("sealed_sender_certificate", b"\x01" + t + c)
+        server = pb_field(c, 1)
+        server = pb_field(server, 6) if server else None  # SenderCertificate.Certificate.signer
+        if server:
+            seed("sealed_sender_certificate", b"\x00" + t + server)
+
+
+def pb_field(b: bytes | None, tag: int) -> bytes | None:
+    """The first length-delimited field `tag` of a protobuf message."""
+    i = 0
+    while b is not None and i < len(b):
+        key, i = read_varint(b, i)
+        t, wt = key >> 3, key & 7
+        if wt == 0:
+            _, i = read_varint(b, i)
+        elif wt == 2:
+            n, i = read_varint(b, i)
+            if t == tag:
+                return b[i : i + n]
+            i += n
+        elif wt == 1:
+            i += 8
+        elif wt == 5:
+            i += 4
+        else:
+            return None
+    return None
+
+
+def spqr_seeds() -> None:
+    """SPQR: spqr_message (field state, (field message)*) from libsignal's trace: each receive
+    with the receiver's state before it (and the following receives of that party), and every
+    distinct state for spqr_state."""
+    d = json.loads((VECTORS / "spqr_libsignal_trace.json").read_text())
+    for sc in d["scenarios"]:
+        last: dict[str, bytes] = {}
+        steps = sc["steps"]
+        picked = 0
+        for k, st in enumerate(steps):
+            party = st["party"]
+            if st["op"] == "recv" and party in last and picked < 6:
+                msgs = [
+                    b64(s2["pq_ratchet"]) or b""
+                    for s2 in steps[k : k + 40]
+                    if s2["op"] == "recv" and s2["party"] == party
+                ][:4]
+                seed("spqr_message", field(last[party]) + b"".join(field(m) for m in msgs))
+                picked += 1
+            state = b64(st["spqr_state_after"]) or b""
+            if state != last.get(party) and k % 23 == 0:
+                seed("spqr_state", state)
+            last[party] = state
+
+
+def vector_bob(name: str, bob: dict) -> tuple:
+    """A receiving Bob's keys, as embedded in ``vector_bobs.rs``."""
+    kyber = None
+    if bob.get("kyber_secret_key"):
+        kyber = (
+            bob["kyber_prekey_id"],
+            b64(bob["kyber_secret_key"]),
+            b64(bob["kyber_prekey_public"]),
+            b64(bob["kyber_prekey_signature"]),
+        )
+    return (
+        name,
+        bob["registration_id"],
+        b64(bob["identity_private"]),
+        (bob["prekey_id"], b64(bob["prekey_private"])),
+        (
+            bob["signed_prekey_id"],
+            b64(bob["signed_prekey_private"]),
+            b64(bob["signed_prekey_signature"]),
+            bob.get("signed_prekey_timestamp") or 0,
+        ),
+        kyber,
+    )
 
 
 def bundle_input(b: dict) -> bytes:
@@ -198,12 +297,29 @@ def bundle_input(b: dict) -> bytes:
     return out
 
 
-def write_vector_bobs(bobs: list) -> None:
+def bob_entry(bob: tuple) -> list[str]:
+    name, reg, ident, (pid, ppriv), (sid, spriv, ssig, sts), kyber = bob
+    lines = [f"    // {name}", "    VectorBob {"]
+    lines.append(f"        registration_id: {reg},")
+    lines.append(f"        identity_private: {hexs(ident)},")
+    lines.append(f"        prekey: ({pid}, {hexs(ppriv)}),")
+    lines.append(f"        signed: ({sid}, {hexs(spriv)}, {hexs(ssig)}, {sts}),")
+    if kyber is None:
+        lines.append("        kyber: None,")
+    else:
+        kid, ksec, kpub, ksig = kyber
+        lines.append(f"        kyber: Some(({kid}, {hexs(ksec)}, {hexs(kpub)}, {hexs(ksig)})),")
+    lines.append("    },")
+    return lines
+
+
+def write_vector_bobs(bobs: list, sealed: dict) -> None:
     lines = [
         "//! The receiving Bobs of the 1:1 interop vectors (`shared/vectors`), so that their"
         " messages",
-        "//! decrypt in `session_decrypt`. Generated by `fuzz/tools/seeds_from_vectors.py` and",
-        "//! `cargo fmt`: do not edit.",
+        "//! decrypt in `session_decrypt`, and the recipient of `sealed_sender_pqxdh.json` (with its",
+        "//! trust root) for `sealed_sender_envelope`. Generated by",
+        "//! `fuzz/tools/seeds_from_vectors.py` and `cargo fmt`: do not edit.",
         "",
         "use textsecure_core::curve::{KeyPair, PrivateKey};",
         "use textsecure_core::kem;",
@@ -222,23 +338,20 @@ def write_vector_bobs(bobs: list) -> None:
         "",
         "const BOBS: &[VectorBob] = &[",
     ]
-    for name, reg, ident, (pid, ppriv), (sid, spriv, ssig, sts), kyber in bobs:
-        lines.append(f"    // {name}")
-        lines.append("    VectorBob {")
-        lines.append(f"        registration_id: {reg},")
-        lines.append(f"        identity_private: {hexs(ident)},")
-        lines.append(f"        prekey: ({pid}, {hexs(ppriv)}),")
-        lines.append(f"        signed: ({sid}, {hexs(spriv)}, {hexs(ssig)}, {sts}),")
-        if kyber is None:
-            lines.append("        kyber: None,")
-        else:
-            kid, ksec, kpub, ksig = kyber
-            lines.append(f"        kyber: Some(({kid}, {hexs(ksec)}, {hexs(kpub)}, {hexs(ksig)})),")
-        lines.append("    },")
+    for bob in bobs:
+        lines += bob_entry(bob)
+    lines += ["];", "", "const SEALED_BOB: &[VectorBob] = &["]
+    lines += bob_entry(sealed["bob"])
     lines += [
         "];",
         "",
-        "fn unhex(s: &str) -> Vec<u8> {",
+        "/// The trust root of `sealed_sender_pqxdh.json` (serialized public key, hex).",
+        f"pub const SEALED_TRUST_ROOT: &str = {hexs(sealed['trust_root'])};",
+        "/// Its validation time (ms since 1970).",
+        f"pub const SEALED_VALIDATION_TIME: u64 = {sealed['time']};",
+        "",
+        "/// Decodes a hex string (the constants above).",
+        "pub fn unhex(s: &str) -> Vec<u8> {",
         "    s.as_bytes()",
         "        .chunks(2)",
         "        .map(|p| {",
@@ -250,45 +363,48 @@ def write_vector_bobs(bobs: list) -> None:
         "",
         "/// Bob's store of every vector file, in the order of `ONE_TO_ONE` in the generator.",
         "pub fn stores() -> Vec<InMemoryStore> {",
-        "    let mut out = Vec::new();",
-        "    for b in BOBS {",
-        "        let (Ok(id), Ok(otk), Ok(spk)) = (",
-        "            PrivateKey::deserialize(&unhex(b.identity_private)),",
-        "            PrivateKey::deserialize(&unhex(b.prekey.1)),",
-        "            PrivateKey::deserialize(&unhex(b.signed.1)),",
-        "        ) else {",
-        "            continue;",
-        "        };",
-        "        let mut s =",
-        "            InMemoryStore::new(IdentityKeyPair::from_private(id), b.registration_id);",
-        "        s.prekeys.insert(b.prekey.0, PreKeyRecord::new(b.prekey.0, otk));",
-        "        s.signed_prekeys.insert(",
-        "            b.signed.0,",
-        "            SignedPreKeyRecord {",
-        "                id: b.signed.0,",
-        "                key_pair: KeyPair::from_private(spk),",
-        "                signature: unhex(b.signed.2),",
+        "    BOBS.iter().filter_map(build).collect()",
+        "}",
+        "",
+        "/// The recipient of `sealed_sender_pqxdh.json`.",
+        "pub fn sealed_store() -> Option<InMemoryStore> {",
+        "    SEALED_BOB.iter().find_map(build)",
+        "}",
+        "",
+        "fn build(b: &VectorBob) -> Option<InMemoryStore> {",
+        "    let (Ok(id), Ok(otk), Ok(spk)) = (",
+        "        PrivateKey::deserialize(&unhex(b.identity_private)),",
+        "        PrivateKey::deserialize(&unhex(b.prekey.1)),",
+        "        PrivateKey::deserialize(&unhex(b.signed.1)),",
+        "    ) else {",
+        "        return None;",
+        "    };",
+        "    let mut s = InMemoryStore::new(IdentityKeyPair::from_private(id), b.registration_id);",
+        "    s.prekeys.insert(b.prekey.0, PreKeyRecord::new(b.prekey.0, otk));",
+        "    s.signed_prekeys.insert(",
+        "        b.signed.0,",
+        "        SignedPreKeyRecord {",
+        "            id: b.signed.0,",
+        "            key_pair: KeyPair::from_private(spk),",
+        "            signature: unhex(b.signed.2),",
+        "            timestamp: b.signed.3,",
+        "        },",
+        "    );",
+        "    if let Some((kid, sec, public, sig)) = b.kyber {",
+        "        let pair = kem::SecretKey::deserialize(&unhex(sec)).and_then(|sk| {",
+        "            kem::PublicKey::deserialize(&unhex(public)).and_then(|pk| kem::KeyPair::new(sk, pk))",
+        "        });",
+        "        if let Ok(key_pair) = pair {",
+        "            let rec = KyberPreKeyRecord {",
+        "                id: kid,",
+        "                key_pair,",
+        "                signature: unhex(sig),",
         "                timestamp: b.signed.3,",
-        "            },",
-        "        );",
-        "        if let Some((kid, sec, public, sig)) = b.kyber {",
-        "            let pair = kem::SecretKey::deserialize(&unhex(sec)).and_then(|sk| {",
-        "                kem::PublicKey::deserialize(&unhex(public))",
-        "                    .and_then(|pk| kem::KeyPair::new(sk, pk))",
-        "            });",
-        "            if let Ok(key_pair) = pair {",
-        "                let rec = KyberPreKeyRecord {",
-        "                    id: kid,",
-        "                    key_pair,",
-        "                    signature: unhex(sig),",
-        "                    timestamp: b.signed.3,",
-        "                };",
-        "                s.kyber_prekeys.insert(kid, (rec, false));",
-        "            }",
+        "            };",
+        "            s.kyber_prekeys.insert(kid, (rec, false));",
         "        }",
-        "        out.push(s);",
         "    }",
-        "    out",
+        "    Some(s)",
         "}",
         "",
     ]

@@ -37,5 +37,13 @@ targets! {
     prekey_bundle,
     attachment_signal,
     attachment_whatsapp,
+    sender_key_message,
+    sender_key_distribution,
+    sender_key_record,
+    group_decrypt,
+    sealed_sender_certificate,
+    sealed_sender_envelope,
+    spqr_message,
+    spqr_state,
     conversation,
 }

@@ -9,10 +9,17 @@ use std::sync::OnceLock;
 
 use rand_core::{CryptoRng, RngCore};
 use textsecure_core::curve::{KeyPair, PrivateKey, PublicKey};
+use textsecure_core::group::{
+    self, DistributionKey, SenderKeyDistributionMessage, SenderKeyMessage, SenderKeyRecord,
+};
 use textsecure_core::kem;
 use textsecure_core::prekey::{
     IdentityKeyPair, KyberBundlePart, KyberPreKeyRecord, PreKeyBundle, PreKeyRecord,
     SignedPreKeyRecord,
+};
+use textsecure_core::sealed_sender::{
+    SenderCertificate, SenderCertificateParts, ServerCertificate,
+    REVOKED_SERVER_CERTIFICATE_KEY_IDS,
 };
 use textsecure_core::store::{Address, InMemoryStore};
 
@@ -49,6 +56,10 @@ impl<'a> Input<'a> {
     /// Little-endian u32.
     pub fn u32(&mut self) -> u32 {
         u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+    /// Little-endian u64.
+    pub fn u64(&mut self) -> u64 {
+        u64::from(self.u32()) | u64::from(self.u32()) << 32
     }
     /// Up to `n` bytes.
     pub fn bytes(&mut self, n: usize) -> &'a [u8] {
@@ -215,8 +226,8 @@ pub fn receiver(which: u8) -> &'static InMemoryStore {
 
 /// Everything about a store that a failed operation must leave unchanged, serialized in a
 /// canonical order: every session record (`SessionRecord::serialize`), every trusted identity,
-/// every prekey record (one-time, signed, Kyber with its last-resort flag) and every replay
-/// record.
+/// every prekey record (one-time, signed, Kyber with its last-resort flag), every replay
+/// record and every sender-key record (`SenderKeyRecord::serialize`).
 pub fn snapshot(store: &InMemoryStore) -> Vec<u8> {
     let mut out = Vec::new();
     let mut push = |tag: u8, b: &[u8]| {
@@ -272,6 +283,12 @@ pub fn snapshot(store: &InMemoryStore) -> Vec<u8> {
         push(10, &id.to_le_bytes());
         push(11, &k);
     }
+    let mut sk: Vec<_> = store.sender_keys.iter().collect();
+    sk.sort_by(|a, b| a.0.cmp(b.0));
+    for ((addr, key), rec) in sk {
+        push(12, format!("{addr}/{key:?}").as_bytes());
+        push(13, &rec.serialize());
+    }
     out
 }
 
@@ -283,5 +300,296 @@ pub fn any_public_key(bytes: &[u8]) -> PublicKey {
             *d = *s;
         }
         PublicKey::from_djb_bytes(u)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protobuf writing (seeds and re-encoding checks; independent of the core's encoder)
+// ---------------------------------------------------------------------------------------------
+
+/// Appends a protobuf varint.
+pub fn pb_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a varint field (wire type 0).
+pub fn pb_uint(out: &mut Vec<u8>, tag: u32, v: u64) {
+    pb_varint(out, u64::from(tag) << 3);
+    pb_varint(out, v);
+}
+
+/// Appends a length-delimited field (wire type 2).
+pub fn pb_bytes(out: &mut Vec<u8>, tag: u32, data: &[u8]) {
+    pb_varint(out, u64::from(tag) << 3 | 2);
+    pb_varint(out, data.len() as u64);
+    out.extend_from_slice(data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sender keys: a fixed group sender
+// ---------------------------------------------------------------------------------------------
+
+/// The fixed group's distribution UUID (current format).
+pub const GROUP_UUID: [u8; 16] = *b"fuzz-group-uuid!";
+/// The fixed group's id (legacy format).
+pub const GROUP_ID: &str = "120363000000000042@g.us";
+/// The fixed sender's chain id.
+pub const GROUP_CHAIN_ID: u32 = 0x2468_ace1;
+/// The fixed sender's chain key at iteration 0.
+pub const GROUP_CHAIN_KEY: [u8; 32] = [0x47; 32];
+
+/// The group sender's address (as receivers see it).
+pub fn group_sender_address() -> Address {
+    Address::new("group-sender", 3)
+}
+
+/// The distribution key of the fixed group in either format.
+pub fn group_key(legacy: bool) -> DistributionKey {
+    if legacy {
+        DistributionKey::GroupId(GROUP_ID.to_owned())
+    } else {
+        DistributionKey::Uuid(GROUP_UUID)
+    }
+}
+
+/// The fixed sender's signing key.
+pub fn group_signing_key() -> PrivateKey {
+    fixed_private(0x6709)
+}
+
+/// A signing key whose private half signs nothing anywhere (fuzz input cannot know a valid
+/// signature under it).
+pub fn unknown_signing_key() -> PrivateKey {
+    fixed_private(0xdead_5167)
+}
+
+/// A SenderKeyDistributionMessage (`0x33 ‖ protobuf`) in either format.
+pub fn encode_skdm(
+    distribution_id: Option<[u8; 16]>,
+    chain_id: u32,
+    iteration: u32,
+    chain_key: &[u8],
+    signing_key: &[u8],
+) -> Vec<u8> {
+    let mut out = vec![0x33];
+    let base = match distribution_id {
+        Some(u) => {
+            pb_bytes(&mut out, 1, &u);
+            1
+        }
+        None => 0,
+    };
+    pb_uint(&mut out, base + 1, u64::from(chain_id));
+    pb_uint(&mut out, base + 2, u64::from(iteration));
+    pb_bytes(&mut out, base + 3, chain_key);
+    pb_bytes(&mut out, base + 4, signing_key);
+    out
+}
+
+/// The body of a SenderKeyMessage (`0x33 ‖ protobuf`, before the signature) in either format.
+pub fn encode_skm_body(
+    distribution_id: Option<[u8; 16]>,
+    chain_id: u32,
+    iteration: u32,
+    ciphertext: &[u8],
+) -> Vec<u8> {
+    let mut out = vec![0x33];
+    let base = match distribution_id {
+        Some(u) => {
+            pb_bytes(&mut out, 1, &u);
+            1
+        }
+        None => 0,
+    };
+    pb_uint(&mut out, base + 1, u64::from(chain_id));
+    pb_uint(&mut out, base + 2, u64::from(iteration));
+    pb_bytes(&mut out, base + 3, ciphertext);
+    out
+}
+
+/// A SenderKeyRecord (libsignal's storage protobuf) with one state.
+pub fn encode_sender_key_record(
+    chain_id: u32,
+    iteration: u32,
+    chain_key: &[u8],
+    public: &[u8],
+    private: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut ck = Vec::new();
+    pb_uint(&mut ck, 1, u64::from(iteration));
+    pb_bytes(&mut ck, 2, chain_key);
+    let mut sk = Vec::new();
+    pb_bytes(&mut sk, 1, public);
+    if let Some(p) = private {
+        pb_bytes(&mut sk, 2, p);
+    }
+    let mut state = Vec::new();
+    pb_uint(&mut state, 1, u64::from(chain_id));
+    pb_bytes(&mut state, 2, &ck);
+    pb_bytes(&mut state, 3, &sk);
+    pb_uint(&mut state, 5, 3);
+    let mut out = Vec::new();
+    pb_bytes(&mut out, 1, &state);
+    out
+}
+
+/// The fixed sender's distribution message in either format (iteration 0).
+pub fn group_skdm(legacy: bool) -> Vec<u8> {
+    encode_skdm(
+        group_key(legacy).distribution_id(),
+        GROUP_CHAIN_ID,
+        0,
+        &GROUP_CHAIN_KEY,
+        &group_signing_key().public_key().serialize(),
+    )
+}
+
+/// The fixed sender's own store: its sender key (with the private signing key) for the fixed
+/// group in both formats, at iteration 0.
+pub fn group_sender() -> &'static InMemoryStore {
+    static S: OnceLock<InMemoryStore> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut store = InMemoryStore::new(fixed_alice_identity(), 7);
+        let key = group_signing_key();
+        let rec = encode_sender_key_record(
+            GROUP_CHAIN_ID,
+            0,
+            &GROUP_CHAIN_KEY,
+            &key.public_key().serialize(),
+            Some(&key.serialize()),
+        );
+        for legacy in [false, true] {
+            let rec = SenderKeyRecord::deserialize(&rec).expect("fixture sender record");
+            store
+                .sender_keys
+                .insert((group_sender_address(), group_key(legacy)), rec);
+        }
+        store
+    })
+}
+
+/// A receiver that has processed the fixed sender's distribution in both formats.
+pub fn group_receiver() -> &'static InMemoryStore {
+    static S: OnceLock<InMemoryStore> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut store = fixed_bob().store.clone();
+        for legacy in [false, true] {
+            let bytes = group_skdm(legacy);
+            let m = if legacy {
+                SenderKeyDistributionMessage::deserialize_legacy(&bytes)
+            } else {
+                SenderKeyDistributionMessage::deserialize(&bytes)
+            }
+            .expect("fixture distribution parses");
+            group::process_distribution(
+                &mut store,
+                &group_sender_address(),
+                &group_key(legacy),
+                &m,
+            )
+            .expect("fixture distribution processes");
+        }
+        store
+    })
+}
+
+/// Parses a SenderKeyMessage in the given format.
+pub fn parse_skm(legacy: bool, data: &[u8]) -> Option<SenderKeyMessage> {
+    if legacy {
+        SenderKeyMessage::deserialize_legacy(data).ok()
+    } else {
+        SenderKeyMessage::deserialize(data).ok()
+    }
+}
+
+/// Parses a SenderKeyDistributionMessage in the given format.
+pub fn parse_skdm(legacy: bool, data: &[u8]) -> Option<SenderKeyDistributionMessage> {
+    if legacy {
+        SenderKeyDistributionMessage::deserialize_legacy(data).ok()
+    } else {
+        SenderKeyDistributionMessage::deserialize(data).ok()
+    }
+}
+
+/// The serialized sender-key record of (`sender`, `key`), empty if none.
+pub fn sender_key_bytes(store: &InMemoryStore, sender: &Address, key: &DistributionKey) -> Vec<u8> {
+    store
+        .sender_keys
+        .get(&(sender.clone(), key.clone()))
+        .map(SenderKeyRecord::serialize)
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealed sender: a fixed trust root, server and sender certificates
+// ---------------------------------------------------------------------------------------------
+
+/// The fixed trust root.
+pub fn trust_root() -> PrivateKey {
+    fixed_private(0x7257_0007)
+}
+
+/// The fixed server key (certified by the trust root).
+pub fn server_key() -> PrivateKey {
+    fixed_private(0x5e4e_0007)
+}
+
+/// The fixed server certificate's key id.
+pub const SERVER_KEY_ID: u32 = 7;
+/// The fixed Alice's sender uuid.
+pub const ALICE_UUID: &str = "a11ce000-0000-4000-8000-00000000a11c";
+/// Expiry of the fixed sender certificate.
+pub const SENDER_CERT_EXPIRES: u64 = 2_000_000_000_000;
+/// Validation time used with the fixed certificates.
+pub const VALIDATION_TIME: u64 = 1_800_000_000_000;
+
+/// Every server certificate the fixed trust root ever signed: key id 7 (valid) and the revoked
+/// id `0xDEADC357`, both for the fixed server key.
+pub fn fixture_server_certs() -> &'static [ServerCertificate] {
+    static S: OnceLock<Vec<ServerCertificate>> = OnceLock::new();
+    S.get_or_init(|| {
+        [SERVER_KEY_ID, REVOKED_SERVER_CERTIFICATE_KEY_IDS[0]]
+            .iter()
+            .map(|id| {
+                ServerCertificate::new_with(
+                    *id,
+                    &server_key().public_key(),
+                    &trust_root(),
+                    &mut SplitMix(u64::from(*id)),
+                )
+                .expect("fixture server certificate")
+            })
+            .collect()
+    })
+}
+
+/// Every sender certificate the fixed server key ever signed (all for the fixed Alice, under
+/// server certificate 7): one valid until [`SENDER_CERT_EXPIRES`], one expired long ago.
+pub fn fixture_sender_certs() -> &'static [SenderCertificate] {
+    static S: OnceLock<Vec<SenderCertificate>> = OnceLock::new();
+    S.get_or_init(|| {
+        let alice = fixed_alice_identity().public_key;
+        [SENDER_CERT_EXPIRES, 1_000]
+            .iter()
+            .map(|exp| {
+                SenderCertificate::new_with(
+                    SenderCertificateParts {
+                        sender_uuid: ALICE_UUID,
+                        sender_e164: Some("+15550000001"),
+                        sender_device_id: 1,
+                        identity_key: &alice,
+                        expiration: *exp,
+                    },
+                    &fixture_server_certs()[0],
+                    &server_key(),
+                    &mut SplitMix(*exp),
+                )
+                .expect("fixture sender certificate")
+            })
+            .collect()
     })
 }

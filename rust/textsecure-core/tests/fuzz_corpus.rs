@@ -3,9 +3,9 @@
 //! `fuzz/regressions/<target>/*` (inputs that once found a bug). The target logic is the fuzz
 //! crate's own (`fuzz/src/targets/`), compiled here through `#[path]`.
 //!
-//! In unoptimized builds the `conversation` corpus (each input sets up several sessions, slow
-//! without optimization) is sampled: every input of a deterministic share of at most
-//! [`DEBUG_SAMPLE`] files; optimized builds (`make fuzz-ci`, `make fuzz`) replay everything.
+//! In unoptimized builds the corpora of [`SLOW_IN_DEBUG`] (e.g. `conversation`: each input sets
+//! up several sessions) are sampled: a deterministic share of at most [`DEBUG_SAMPLE`] files;
+//! optimized builds (`make fuzz-ci`, `make fuzz`) replay everything.
 //! Regressions are always replayed in full.
 //!
 //! `cargo test --test fuzz_corpus -- --ignored write_seeds` (re)writes the seeds that come from
@@ -41,8 +41,17 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Most `conversation` corpus inputs replayed by an unoptimized build.
+/// Most corpus inputs of a [`SLOW_IN_DEBUG`] target replayed by an unoptimized build.
 const DEBUG_SAMPLE: usize = 24;
+
+/// Targets whose inputs are slow without optimization (sessions set up, long sender-key or
+/// SPQR chains stepped, envelopes opened): sampled in debug builds.
+const SLOW_IN_DEBUG: &[&str] = &[
+    "conversation",
+    "group_decrypt",
+    "sealed_sender_envelope",
+    "spqr_message",
+];
 
 #[test]
 fn corpora_and_regressions_replay() {
@@ -50,7 +59,7 @@ fn corpora_and_regressions_replay() {
     for (name, run) in targets::ALL {
         let mut corpus = files(&fuzz_dir().join("corpus").join(name));
         assert!(!corpus.is_empty(), "target {name} has no committed corpus");
-        if cfg!(debug_assertions) && *name == "conversation" && corpus.len() > DEBUG_SAMPLE {
+        if cfg!(debug_assertions) && SLOW_IN_DEBUG.contains(name) && corpus.len() > DEBUG_SAMPLE {
             let step = corpus.len().div_ceil(DEBUG_SAMPLE);
             corpus = corpus.into_iter().step_by(step).collect();
         }
@@ -394,6 +403,9 @@ mod seeds {
                 &attachment_whatsapp::encode(n as u8, &pt),
             );
         }
+        group_seeds(root);
+        sealed_seeds(root);
+        spqr_seeds(root);
         // Conversations: random schedules.
         for s in 0..12u64 {
             let mut r = SplitMix(s);
@@ -401,5 +413,201 @@ mod seeds {
             let bytes: Vec<u8> = (0..len).map(|_| r.next_word() as u8).collect();
             put(root, "conversation", &bytes);
         }
+    }
+
+    /// Sender keys from the fixed group sender (`support::group_sender`), both formats.
+    fn group_seeds(root: &Path) {
+        use textsecure_core::group;
+
+        use super::targets::support::{
+            encode_sender_key_record, group_key, group_sender, group_sender_address, group_skdm,
+            unknown_signing_key, GROUP_CHAIN_ID, GROUP_CHAIN_KEY,
+        };
+        for legacy in [false, true] {
+            let flags = u8::from(legacy);
+            let key = group_key(legacy);
+            let from = group_sender_address();
+            let mut sender = group_sender().clone();
+            let msgs: Vec<Vec<u8>> = (0..6u8)
+                .map(|i| {
+                    group::encrypt(&mut sender, &from, &key, &[b'g', i])
+                        .unwrap()
+                        .serialized()
+                        .to_vec()
+                })
+                .collect();
+            let mut skdm = vec![flags];
+            skdm.extend(group_skdm(legacy));
+            put(root, "sender_key_distribution", &skdm);
+            for m in &msgs[..2] {
+                let mut v = vec![flags];
+                v.extend_from_slice(&0u32.to_le_bytes());
+                v.extend_from_slice(m);
+                put(root, "sender_key_message", &v);
+            }
+            // group_decrypt: in order, out of order with a duplicate, reprocessing in between.
+            for order in [&[0usize, 1, 2][..], &[3, 0, 5, 0, 4], &[1, 9, 1, 2]] {
+                let mut v = vec![flags];
+                for &i in order {
+                    match msgs.get(i) {
+                        Some(m) => {
+                            v.push(0);
+                            put_field(&mut v, m);
+                        }
+                        None => v.push(1),
+                    }
+                }
+                put(root, "group_decrypt", &v);
+            }
+            // sender_key_record: the sender's own record (with the private key) and the
+            // receiver's view, each with a message.
+            let public = group::SenderKeyRecord::serialize(
+                &sender.sender_keys[&(from.clone(), key.clone())],
+            );
+            let theirs = encode_sender_key_record(
+                GROUP_CHAIN_ID,
+                0,
+                &GROUP_CHAIN_KEY,
+                &unknown_signing_key().public_key().serialize(),
+                None,
+            );
+            for rec in [public, theirs] {
+                let mut v = Vec::new();
+                put_field(&mut v, &rec);
+                v.push(flags);
+                put_field(&mut v, &msgs[5]);
+                put(root, "sender_key_record", &v);
+            }
+        }
+    }
+
+    /// Sealed sender: the fixed certificates, and v1 / v2 envelopes from the fixed Alice to
+    /// the fixed Bob carrying PreKey and whisper messages.
+    fn sealed_seeds(root: &Path) {
+        use textsecure_core::sealed_sender::{
+            encrypt_v1_with, encrypt_v2_with_m, MultiRecipient, RecipientDevice, SentMessage,
+            UnidentifiedSenderMessageContent,
+        };
+
+        use super::targets::support::{
+            fixture_sender_certs, fixture_server_certs, VALIDATION_TIME,
+        };
+        for c in fixture_server_certs() {
+            let mut v = vec![0u8];
+            v.extend_from_slice(&VALIDATION_TIME.to_le_bytes());
+            v.extend_from_slice(c.serialized());
+            put(root, "sealed_sender_certificate", &v);
+        }
+        for c in fixture_sender_certs() {
+            for t in [VALIDATION_TIME, c.expiration(), c.expiration() + 1] {
+                let mut v = vec![1u8];
+                v.extend_from_slice(&t.to_le_bytes());
+                v.extend_from_slice(c.serialized());
+                put(root, "sealed_sender_certificate", &v);
+            }
+        }
+        let bob = fixed_bob();
+        let alice_id = fixed_alice_identity();
+        let mut alice = InMemoryStore::new(alice_id.clone(), 7);
+        process_prekey_bundle(&mut alice, &bob_address(), &bob.bundle).unwrap();
+        let mut envs = Vec::new();
+        for (i, cert) in [0usize, 0, 1].into_iter().enumerate() {
+            let m = encrypt(&mut alice, &bob_address(), &[b's', i as u8]).unwrap();
+            let usmc = UnidentifiedSenderMessageContent::new(
+                m.message_type(),
+                fixture_sender_certs()[cert].clone(),
+                m.serialized().to_vec(),
+                0,
+                None,
+            )
+            .unwrap();
+            let v1 = encrypt_v1_with(
+                &usmc,
+                &alice_id,
+                &bob.bundle.identity_key,
+                &mut SplitMix(i as u64),
+            )
+            .unwrap();
+            let sent = encrypt_v2_with_m(
+                &usmc,
+                &alice_id,
+                &[MultiRecipient {
+                    service_id: "b0b00000-0000-4000-8000-000000000b0b".into(),
+                    identity_key: bob.bundle.identity_key,
+                    devices: vec![RecipientDevice {
+                        device_id: 1,
+                        registration_id: 4242,
+                    }],
+                }],
+                &[],
+                &[i as u8 + 1; 32],
+            )
+            .unwrap();
+            let v2 = SentMessage::received_message_for_single_recipient(&sent).unwrap();
+            envs.push((v1, v2));
+        }
+        for (v1, v2) in &envs {
+            for e in [v1, v2] {
+                let mut v = vec![0u8];
+                put_field(&mut v, e);
+                put(root, "sealed_sender_envelope", &v);
+            }
+        }
+        // In order (v1, then v2), with a replay and an expired certificate.
+        let mut v = vec![0u8];
+        for e in [&envs[0].0, &envs[1].1, &envs[0].0, &envs[2].0] {
+            put_field(&mut v, e);
+        }
+        put(root, "sealed_sender_envelope", &v);
+    }
+
+    /// SPQR: a seeded run of two fixed parties (alternating, with some messages lost and
+    /// delivered out of order); each receive's state and message.
+    fn spqr_seeds(root: &Path) {
+        use textsecure_core::spqr::{Direction, Params, State, Version};
+        let params = |direction| Params {
+            auth_key: [0x51; 32],
+            direction,
+            min_version: Version::V1,
+            max_jump: 0,
+            max_ooo_keys: 0,
+        };
+        let mut a = State::initial(&params(Direction::A2B)).unwrap();
+        let mut b = State::initial(&params(Direction::B2A)).unwrap();
+        let mut rng = SplitMix(0x5e9d);
+        let mut n = 0;
+        put(root, "spqr_state", &a.to_bytes());
+        put(root, "spqr_state", &b.to_bytes());
+        for round in 0..60u32 {
+            // Each round one side sends three messages; the receiver gets 1st and 3rd, then 2nd.
+            let (tx, rx) = if round % 2 == 0 {
+                (&mut a, &mut b)
+            } else {
+                (&mut b, &mut a)
+            };
+            let mut msgs = Vec::new();
+            for _ in 0..3 {
+                let (next, m, _) = tx.send(&mut rng).unwrap();
+                *tx = next;
+                msgs.push(m);
+            }
+            let before = rx.to_bytes();
+            for i in [0usize, 2, 1] {
+                if let Ok((next, _)) = rx.recv(&msgs[i]) {
+                    *rx = next;
+                }
+            }
+            if round % 7 == 0 || round < 4 {
+                let mut v = Vec::new();
+                put_field(&mut v, &before);
+                for i in [0usize, 2, 1, 1] {
+                    put_field(&mut v, &msgs[i]);
+                }
+                put(root, "spqr_message", &v);
+                put(root, "spqr_state", &rx.to_bytes());
+                n += 1;
+            }
+        }
+        assert!(n > 0);
     }
 }

@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(
+    |data: &[u8]| textsecure_fuzz::targets::sealed_sender_envelope::run(data)
+);

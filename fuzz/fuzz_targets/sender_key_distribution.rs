@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(
+    |data: &[u8]| textsecure_fuzz::targets::sender_key_distribution::run(data)
+);
