@@ -85,7 +85,7 @@ clean:
 
 # --- fuzzing (docs/fuzzing.md): cargo-fuzz on stable Rust (RUSTC_BOOTSTRAP=1) ---------------
 # `FUZZ_SECONDS=60 make fuzz` runs every target that long, then the conversation runner.
-FUZZ_SECONDS ?= 165
+FUZZ_SECONDS ?= 110
 
 .PHONY: fuzz fuzz-ci fuzz-cmin
 

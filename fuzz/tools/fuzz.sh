@@ -75,7 +75,7 @@ conversation_runner() {
 
 case "$mode" in
 run)
-    secs=${2:-${FUZZ_SECONDS:-165}}
+    secs=${2:-${FUZZ_SECONDS:-110}}
     : >"$SUMMARY"
     have_cargo_fuzz || { echo "cargo-fuzz is not available"; exit 1; }
     build || exit 1
