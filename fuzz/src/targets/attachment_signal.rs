@@ -1,12 +1,16 @@
 //! Signal attachment blobs (`attachments::signal`): hostile blobs, digests, incremental MACs,
-//! sizes, chunk sizes and read sizes. Never panics; one-shot and streaming decryption agree;
+//! sizes, chunk sizes and read sizes. Never panics; one-shot and streaming decryption agree,
+//! including the bindings' path (`decrypt_into` on one or two threads into a buffer of `size`
+//! bytes when `size` fits the blob, else `decrypt_streaming`);
 //! anything that decrypts round-trips through encryption with the same key.
 //!
-//! Input: flags (1: digest given, 2: incremental MAC given, 4: streaming knows the blob length),
+//! Input: flags (1: digest given, 2: incremental MAC given, 4: streaming knows the blob length,
+//! 8: the bindings' one-shot runs on two threads, 16: its buffer starts as 0xff not zeros),
 //! plaintext size (u32), chunk size (u16, + 1), read size (u16, + 1), then a digest field if
 //! flag 1, an incremental MAC field if flag 2, and the blob.
 
 use textsecure_core::attachments::signal::{self, SignalDecryptor};
+use textsecure_core::attachments::Threads;
 
 use super::support::{put_field, Input};
 
@@ -69,6 +73,24 @@ pub fn run(data: &[u8]) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "one-shot and streaming plaintexts differ"),
         (Err(_), Err(_)) => {}
         _ => panic!("one-shot {one_shot:?} and streaming {streamed:?} disagree"),
+    }
+    // What the Python bindings call.
+    let threads = if flags & 8 != 0 {
+        Threads::Two
+    } else {
+        Threads::One
+    };
+    let bindings = match usize::try_from(size) {
+        Ok(len) if len <= blob.len() => {
+            let mut out = vec![if flags & 16 != 0 { 0xff } else { 0 }; len];
+            signal::decrypt_into(&KEY, blob, digest, size, inc, &mut out, threads).map(|()| out)
+        }
+        _ => signal::decrypt_streaming(&KEY, blob, digest, size, inc),
+    };
+    match (&bindings, &streamed) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "bindings' one-shot ({threads:?}) and streaming differ"),
+        (Err(_), Err(_)) => {}
+        _ => panic!("bindings' one-shot ({threads:?}) {bindings:?} and streaming {streamed:?} disagree"),
     }
     if let Ok(pt) = one_shot {
         assert_eq!(pt.len() as u64, size);

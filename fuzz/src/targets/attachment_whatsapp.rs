@@ -1,11 +1,14 @@
 //! WhatsApp media files (`attachments::whatsapp`): hostile files, hashes, media types and read
-//! sizes. Never panics; one-shot and streaming decryption agree; round trips hold.
+//! sizes. Never panics; one-shot and streaming decryption agree, including the bindings' path
+//! (`verify` on one or two threads, then `VerifiedMedia::decrypt_into`); round trips hold.
 //!
 //! Input: media type index, flags (1: fileSha256 given, 2: fileEncSha256 given, 4: streaming
-//! knows the length, 8: media key from the input), read size (u16, + 1), then the fields that
+//! knows the length, 8: media key from the input, 16: the bindings' one-shot on two threads,
+//! 32: its buffer starts as 0xff not zeros), read size (u16, + 1), then the fields that
 //! the flags announce (hashes, media key) and the file.
 
 use textsecure_core::attachments::whatsapp::{self, MediaType, WhatsAppDecryptor};
+use textsecure_core::attachments::Threads;
 
 use super::support::{put_field, Input};
 
@@ -58,6 +61,22 @@ pub fn run(data: &[u8]) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "one-shot and streaming plaintexts differ"),
         (Err(_), Err(_)) => {}
         _ => panic!("one-shot {one_shot:?} and streaming {streamed:?} disagree"),
+    }
+
+    // What the Python bindings call.
+    let threads = if flags & 16 != 0 {
+        Threads::Two
+    } else {
+        Threads::One
+    };
+    let bindings = whatsapp::verify(key, mt, file, sha, enc_sha, threads).and_then(|v| {
+        let mut out = vec![if flags & 32 != 0 { 0xff } else { 0 }; v.len()];
+        v.decrypt_into(&mut out).map(|()| out)
+    });
+    match (&bindings, &streamed) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "bindings' one-shot ({threads:?}) and streaming differ"),
+        (Err(_), Err(_)) => {}
+        _ => panic!("bindings' one-shot ({threads:?}) {bindings:?} and streaming {streamed:?} disagree"),
     }
 
     let pt = &file[..file.len().min(4096)];

@@ -45,5 +45,6 @@ targets! {
     sealed_sender_envelope,
     spqr_message,
     spqr_state,
+    sealed_sender_multi,
     conversation,
 }

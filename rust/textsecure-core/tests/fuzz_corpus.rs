@@ -405,6 +405,7 @@ mod seeds {
         }
         group_seeds(root);
         sealed_seeds(root);
+        sealed_multi_seeds(root);
         spqr_seeds(root);
         // Conversations: random schedules.
         for s in 0..12u64 {
@@ -559,6 +560,81 @@ mod seeds {
             put_field(&mut v, e);
         }
         put(root, "sealed_sender_envelope", &v);
+    }
+
+    /// Sealed sender v2 sent forms from the core's encryptor: the fixed Bob (ACI) with others
+    /// (ACI and PNI, several devices), with and without excluded recipients; one also as `0x22`.
+    fn sealed_multi_seeds(root: &Path) {
+        use textsecure_core::sealed_sender::{
+            decrypt_to_usmc, encrypt_v2_with_m, MultiRecipient, RecipientDevice, SentMessage,
+            UnidentifiedSenderMessageContent, V2_UUID_VERSION,
+        };
+
+        use super::targets::sealed_sender_multi::{self, BOB_ACI};
+        use super::targets::support::{fixed_private, fixture_sender_certs};
+
+        let bob = fixed_bob();
+        let alice_id = fixed_alice_identity();
+        let dev = |device_id, registration_id| RecipientDevice {
+            device_id,
+            registration_id,
+        };
+        let bob_r = MultiRecipient {
+            service_id: BOB_ACI.into(),
+            identity_key: bob.bundle.identity_key,
+            devices: vec![dev(1, 4242)],
+        };
+        let carol = MultiRecipient {
+            service_id: "ca401000-0000-4000-8000-00000000ca40".into(),
+            identity_key: fixed_private(0xca401).public_key(),
+            devices: vec![dev(1, 77), dev(2, 0x3fff), dev(127, 1)],
+        };
+        let dave_pni = MultiRecipient {
+            service_id: "PNI:da7e0000-0000-4000-8000-00000000da7e".into(),
+            identity_key: fixed_private(0xda7e).public_key(),
+            devices: vec![dev(3, 9)],
+        };
+        let excluded = [
+            "e0c10000-0000-4000-8000-0000000000e1".to_string(),
+            "PNI:e0c20000-0000-4000-8000-0000000000e2".to_string(),
+        ];
+        let cases: [(Vec<MultiRecipient>, &[String]); 5] = [
+            (vec![bob_r.clone()], &[]),
+            (vec![bob_r.clone(), carol.clone()], &[]),
+            (
+                vec![carol.clone(), bob_r.clone(), dave_pni.clone()],
+                &excluded,
+            ),
+            (vec![dave_pni], &excluded[..1]),
+            (vec![bob_r, carol], &excluded[..1]),
+        ];
+        for (i, (recipients, excluded)) in cases.iter().enumerate() {
+            let usmc = UnidentifiedSenderMessageContent::new(
+                if i % 2 == 0 { 2 } else { 8 },
+                fixture_sender_certs()[i % 2].clone(),
+                vec![b'm', i as u8],
+                (i % 3) as u32,
+                (i == 2).then(|| b"group".to_vec()),
+            )
+            .unwrap();
+            let sent = encrypt_v2_with_m(
+                &usmc,
+                &alice_id,
+                recipients,
+                excluded,
+                &[0x40 + i as u8; 32],
+            )
+            .unwrap();
+            put(root, "sealed_sender_multi", &sent);
+            let parsed = SentMessage::parse(&sent).unwrap();
+            if let Ok(received) = parsed.received_message_for(BOB_ACI) {
+                let got = decrypt_to_usmc(&received, bob.store.identity()).unwrap();
+                assert_eq!(got.serialized(), usmc.serialized());
+            }
+            if let Some(old) = sealed_sender_multi::encode(&parsed, V2_UUID_VERSION) {
+                put(root, "sealed_sender_multi", &old);
+            }
+        }
     }
 
     /// SPQR: a seeded run of two fixed parties (alternating, with some messages lost and
