@@ -15,7 +15,8 @@ Invariants, after every step of a two-party conversation over a hostile network:
 * once the network behaves, the two parties can talk again.
 
 Run time: the ``textsecure-ci`` profile (the default) keeps this file near 30 s; set
-``TEXTSECURE_HYPOTHESIS_PROFILE=textsecure-long`` for a longer search (e.g. ``TEXTSECURE_HYPOTHESIS_PROFILE=textsecure-long .venv/bin/python -m pytest tests/test_properties.py``).
+``TEXTSECURE_HYPOTHESIS_PROFILE=textsecure-long`` for a longer search, by hand:
+``TEXTSECURE_HYPOTHESIS_PROFILE=textsecure-long pytest tests/test_properties.py``.
 """
 
 from __future__ import annotations
