@@ -3,7 +3,7 @@
 
 use textsecure_core::prekey::IdentityKeyPair;
 
-use super::support::SplitMix;
+use super::support::{assert_secrets_hidden, SplitMix};
 
 /// Target entry point.
 pub fn run(data: &[u8]) {
@@ -14,6 +14,11 @@ pub fn run(data: &[u8]) {
     let back = IdentityKeyPair::deserialize(&k.serialize()).expect("re-parse");
     assert_eq!(back.public_key, k.public_key);
     assert_eq!(back.serialize(), k.serialize());
+    assert_secrets_hidden(
+        &k,
+        &[k.private_key.serialize().to_vec()],
+        &format!("{:?}", k.public_key),
+    );
     let sig = k
         .private_key
         .sign_multipart_with(&[data], &mut SplitMix(data.len() as u64));

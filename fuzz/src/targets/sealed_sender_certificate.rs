@@ -6,7 +6,9 @@
 //! passes only for certificate data the fixed root (and, for sender certificates, the fixed
 //! server key) really signed (`support::fixture_*_certs`), never for a revoked key id, never
 //! after the expiry, never under another root; a certificate valid at a time is valid at every
-//! earlier time.
+//! earlier time; one naming its server certificate by id validates only with that certificate
+//! among the known ones (`known_servers`), and every sender certificate's fields re-signed by
+//! reference to the valid / the revoked server id parse back the same and validate / do not.
 //!
 //! Input: flags ‖ u64 validation time ‖ certificate bytes.
 
@@ -16,8 +18,8 @@ use textsecure_core::sealed_sender::{
 };
 
 use super::support::{
-    fixture_sender_certs, fixture_server_certs, server_key, trust_root, unknown_signing_key,
-    Input, SplitMix,
+    fixture_sender_certs, fixture_server_certs, sender_cert_by_reference, server_key, trust_root,
+    unknown_signing_key, Input, SplitMix, SERVER_KEY_ID,
 };
 
 /// Target entry point.
@@ -85,8 +87,11 @@ fn sender_certificate(bytes: &[u8], time: u64) {
                 .any(|f| f.certificate() == c.certificate()),
             "a sender certificate the server never signed validated"
         );
-        if let CertificateSigner::Embedded(s) = c.signer() {
-            assert!(s.validate(&root).is_ok());
+        match c.signer() {
+            CertificateSigner::Embedded(s) => assert!(s.validate(&root).is_ok()),
+            CertificateSigner::Reference(id) => assert!(known
+                .iter()
+                .any(|k| k.key_id() == *id && k.validate(&root).is_ok())),
         }
         assert!(c.validate_with(&[root], 0, known).is_ok());
         assert!(c.validate_with(&[root], time / 2, known).is_ok());
@@ -97,6 +102,12 @@ fn sender_certificate(bytes: &[u8], time: u64) {
     assert!(c.validate_with(&[other], time, known).is_err(), "validated under an unknown root");
     if c.server_certificate().is_some() {
         assert_eq!(c.validate(&root, time).is_ok(), valid);
+    } else {
+        assert!(
+            c.validate(&root, time).is_err(),
+            "validated by reference without known server certificates"
+        );
+        assert!(c.validate_with(&[root], time, &[]).is_err());
     }
     let again = SenderCertificate::new_with(
         SenderCertificateParts {
@@ -118,5 +129,41 @@ fn sender_certificate(bytes: &[u8], time: u64) {
         assert_eq!(back.key(), c.key());
         assert_eq!(back.expiration(), c.expiration());
         assert!(back.validate(&root, c.expiration()).is_ok());
+    }
+    by_reference(&c);
+}
+
+/// `c`'s fields signed by the fixed server key, naming a known server certificate by id: it
+/// parses to the same fields with that signer and validates (with the known certificates) only
+/// for the valid id, never for the revoked one or without the known certificates.
+fn by_reference(c: &SenderCertificate) {
+    let root = trust_root().public_key();
+    let known = fixture_server_certs();
+    let parts = SenderCertificateParts {
+        sender_uuid: c.sender_uuid(),
+        sender_e164: c.sender_e164(),
+        sender_device_id: c.sender_device_id(),
+        identity_key: c.key(),
+        expiration: c.expiration(),
+    };
+    for (id, ok) in [
+        (SERVER_KEY_ID, true),
+        (REVOKED_SERVER_CERTIFICATE_KEY_IDS[0], false),
+    ] {
+        let bytes = sender_cert_by_reference(&parts, id, &server_key());
+        let back = SenderCertificate::deserialize(&bytes).expect("by-reference certificate parses");
+        assert_eq!(back.serialized(), bytes);
+        assert_eq!(back.signer(), &CertificateSigner::Reference(id));
+        assert!(back.server_certificate().is_none());
+        assert_eq!(back.sender_uuid(), c.sender_uuid());
+        assert_eq!(back.sender_e164(), c.sender_e164());
+        assert_eq!(back.sender_device_id(), c.sender_device_id());
+        assert_eq!(back.key(), c.key());
+        assert_eq!(back.expiration(), c.expiration());
+        assert_eq!(
+            back.validate_with(&[root], c.expiration(), known).is_ok(),
+            ok
+        );
+        assert!(back.validate(&root, 0).is_err());
     }
 }

@@ -9,7 +9,8 @@
 use textsecure_core::group::{self, SenderKeyRecord};
 
 use super::support::{
-    group_key, group_receiver, group_sender_address, parse_skm, snapshot, Input,
+    assert_secrets_hidden, group_key, group_receiver, group_sender_address, parse_skm,
+    sender_key_secrets, snapshot, Input,
 };
 
 /// Target entry point.
@@ -29,6 +30,11 @@ pub fn run(data: &[u8]) {
         assert_eq!(a.has_private_key(), b.has_private_key());
         assert_eq!(a.skipped_keys(), b.skipped_keys());
     }
+    let public: String = rec
+        .states()
+        .map(|s| format!("{:?}|", s.signing_key()))
+        .collect();
+    assert_secrets_hidden(&rec, &sender_key_secrets(&once), &public);
     let legacy = input.u8() & 1 == 1;
     let key = group_key(legacy);
     let from = group_sender_address();

@@ -8,7 +8,9 @@ use textsecure_core::session::{decrypt, encrypt};
 use textsecure_core::state::SessionRecord;
 
 use super::session_decrypt::parse;
-use super::support::{alice_address, fixed_bob, snapshot, Input};
+use super::support::{
+    alice_address, assert_secrets_hidden, fixed_bob, session_secrets, snapshot, Input,
+};
 
 /// Target entry point.
 pub fn run(data: &[u8]) {
@@ -21,6 +23,8 @@ pub fn run(data: &[u8]) {
     assert_eq!(back.serialize(), once, "record round trip is not stable");
     assert_eq!(back.version(), rec.version());
     assert_eq!(back.previous.len(), rec.previous.len());
+    let (secrets, public) = session_secrets(&rec);
+    assert_secrets_hidden(&rec, &secrets, &public);
 
     let from = alice_address();
     let mut store = fixed_bob().store.clone();

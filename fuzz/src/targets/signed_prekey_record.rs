@@ -3,6 +3,8 @@
 
 use textsecure_core::prekey::SignedPreKeyRecord;
 
+use super::support::assert_secrets_hidden;
+
 /// Target entry point.
 pub fn run(data: &[u8]) {
     let Ok(r) = SignedPreKeyRecord::deserialize(data) else {
@@ -15,4 +17,9 @@ pub fn run(data: &[u8]) {
     assert_eq!(back.signature, r.signature);
     assert_eq!(back.timestamp, r.timestamp);
     assert_eq!(back.serialize(), r.serialize());
+    assert_secrets_hidden(
+        &r,
+        &[r.key_pair.private_key.serialize().to_vec()],
+        &format!("{:?}", r.key_pair.public_key),
+    );
 }

@@ -6,6 +6,8 @@
 
 use textsecure_core::spqr::State;
 
+use super::support::{assert_secrets_hidden, spqr_secrets};
+
 /// Target entry point.
 pub fn run(data: &[u8]) {
     let Ok(s) = State::from_bytes(data) else {
@@ -18,4 +20,5 @@ pub fn run(data: &[u8]) {
     assert_eq!(back.braid_status(), s.braid_status());
     assert_eq!(back.negotiating(), s.negotiating());
     assert_eq!(back.is_v0(), s.is_v0());
+    assert_secrets_hidden(&s, &spqr_secrets(&s), "");
 }

@@ -5,6 +5,7 @@
 //! be compiled both by the fuzz crate and, through `#[path]`, by the core's integration tests
 //! (`rust/textsecure-core/tests/fuzz_corpus.rs`, `conversation_fuzz.rs`).
 
+use std::fmt;
 use std::sync::OnceLock;
 
 use rand_core::{CryptoRng, RngCore};
@@ -21,6 +22,8 @@ use textsecure_core::sealed_sender::{
     SenderCertificate, SenderCertificateParts, ServerCertificate,
     REVOKED_SERVER_CERTIFICATE_KEY_IDS,
 };
+use textsecure_core::spqr;
+use textsecure_core::state::SessionRecord;
 use textsecure_core::store::{Address, InMemoryStore};
 
 use super::vector_bobs;
@@ -568,11 +571,26 @@ pub fn fixture_server_certs() -> &'static [ServerCertificate] {
 }
 
 /// Every sender certificate the fixed server key ever signed (all for the fixed Alice, under
-/// server certificate 7): one valid until [`SENDER_CERT_EXPIRES`], one expired long ago.
+/// server certificate 7): one valid until [`SENDER_CERT_EXPIRES`], one expired long ago (both
+/// embedding the server certificate), and one valid until [`SENDER_CERT_EXPIRES`] naming it by
+/// id ([`sender_cert_by_reference`]).
 pub fn fixture_sender_certs() -> &'static [SenderCertificate] {
     static S: OnceLock<Vec<SenderCertificate>> = OnceLock::new();
     S.get_or_init(|| {
         let alice = fixed_alice_identity().public_key;
+        let by_reference = sender_cert_by_reference(
+            &SenderCertificateParts {
+                sender_uuid: ALICE_UUID,
+                sender_e164: Some("+15550000001"),
+                sender_device_id: 1,
+                identity_key: &alice,
+                expiration: SENDER_CERT_EXPIRES,
+            },
+            SERVER_KEY_ID,
+            &server_key(),
+        );
+        let by_reference =
+            SenderCertificate::deserialize(&by_reference).expect("fixture sender certificate");
         [SENDER_CERT_EXPIRES, 1_000]
             .iter()
             .map(|exp| {
@@ -590,6 +608,177 @@ pub fn fixture_sender_certs() -> &'static [SenderCertificate] {
                 )
                 .expect("fixture sender certificate")
             })
+            .chain([by_reference])
             .collect()
     })
+}
+
+/// A serialized sender certificate whose signer is server certificate `server_id` named by id
+/// (`Signer::Id`; the core only creates embedding ones), signed by `server_key`; written
+/// independently of the core's encoder.
+pub fn sender_cert_by_reference(
+    parts: &SenderCertificateParts<'_>,
+    server_id: u32,
+    server_key: &PrivateKey,
+) -> Vec<u8> {
+    let mut data = Vec::new();
+    if let Some(e164) = parts.sender_e164 {
+        pb_bytes(&mut data, 1, e164.as_bytes());
+    }
+    pb_uint(&mut data, 2, u64::from(parts.sender_device_id));
+    pb_varint(&mut data, 3 << 3 | 1);
+    data.extend_from_slice(&parts.expiration.to_le_bytes());
+    pb_bytes(&mut data, 4, &parts.identity_key.serialize());
+    pb_bytes(&mut data, 6, parts.sender_uuid.as_bytes());
+    pb_uint(&mut data, 8, u64::from(server_id));
+    let mut out = Vec::new();
+    pb_bytes(&mut out, 1, &data);
+    pb_bytes(&mut out, 2, &fixed_sign(server_key, &data));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets never in Debug output
+// ---------------------------------------------------------------------------------------------
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Asserts that neither `{:?}` nor `{:#?}` of `value` contains the lower-case hex of any of
+/// `secrets` (those shorter than 16 bytes are ignored). A secret whose hex is in `public` (the
+/// `Debug` text of the public values that `value` shows, e.g. its public keys) is not looked
+/// for: a hostile record can make a secret equal to a public value. Returns how many secrets
+/// were looked for.
+pub fn assert_secrets_hidden<T: fmt::Debug + ?Sized>(
+    value: &T,
+    secrets: &[Vec<u8>],
+    public: &str,
+) -> usize {
+    let text = format!("{value:?}\n{value:#?}");
+    let mut looked = 0;
+    for s in secrets.iter().filter(|s| s.len() >= 16) {
+        let h = hex(s);
+        if public.contains(&h) {
+            continue;
+        }
+        looked += 1;
+        assert!(!text.contains(&h), "a secret in hex in Debug output");
+    }
+    looked
+}
+
+/// The length-delimited fields numbered `tag` of a protobuf message (empty if it is malformed).
+pub fn pb_fields(mut data: &[u8], tag: u32) -> Vec<&[u8]> {
+    fn varint(data: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let (&b, rest) = data.split_first()?;
+            *data = rest;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let Some(key) = varint(&mut data) else {
+            return Vec::new();
+        };
+        let skip = match key & 7 {
+            0 => {
+                if varint(&mut data).is_none() {
+                    return Vec::new();
+                }
+                0
+            }
+            1 => 8,
+            5 => 4,
+            2 => match varint(&mut data).and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if n <= data.len() => {
+                    if key >> 3 == u64::from(tag) {
+                        out.push(&data[..n]);
+                    }
+                    n
+                }
+                _ => return Vec::new(),
+            },
+            _ => return Vec::new(),
+        };
+        if skip > data.len() {
+            return Vec::new();
+        }
+        data = &data[skip..];
+    }
+    out
+}
+
+/// The secrets of an SPQR state: authenticator keys, the chain's next root, every link's next
+/// chain keys and kept keys.
+pub fn spqr_secrets(state: &spqr::State) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if let Some(b) = state.braid() {
+        out.push(b.auth.root_key.to_vec());
+        out.push(b.auth.mac_key.to_vec());
+    }
+    if let Some(c) = state.chain() {
+        out.push(c.next_root.to_vec());
+        for link in &c.links {
+            for d in [&link.send, &link.recv] {
+                out.extend(d.next.iter().map(|k| k.to_vec()));
+                out.extend(d.prev.chunks_exact(36).map(|e| e[4..].to_vec()));
+            }
+        }
+    }
+    out
+}
+
+/// The secrets of a session record (root keys, ratchet private keys, chain keys, message keys,
+/// SPQR secrets) and the `Debug` text of the public keys it shows.
+pub fn session_secrets(rec: &SessionRecord) -> (Vec<Vec<u8>>, String) {
+    let mut secrets = Vec::new();
+    let mut public = String::new();
+    for s in rec.sessions() {
+        public.push_str(&format!("{:?}|{:?}|", s.local_identity, s.remote_identity));
+        if let Some(c) = &s.sender_chain {
+            public.push_str(&format!("{:?}|", c.ratchet.public_key));
+        }
+        for c in &s.receiver_chains {
+            public.push_str(&format!("{:?}|", c.ratchet_key));
+        }
+        let p = s.to_proto();
+        secrets.push(p.root_key.clone());
+        for c in p.sender_chain.iter().chain(&p.receiver_chains) {
+            secrets.push(c.sender_ratchet_key_private.clone());
+            secrets.extend(c.chain_key.iter().map(|k| k.key.clone()));
+            for mk in &c.message_keys {
+                for k in [&mk.cipher_key, &mk.mac_key, &mk.iv, &mk.seed] {
+                    secrets.push(k.clone());
+                }
+            }
+        }
+        secrets.extend(spqr_secrets(&s.pq_ratchet));
+    }
+    (secrets, public)
+}
+
+/// The secrets of a serialized sender-key record (chain keys, private signing keys, skipped
+/// message-key seeds), read from libsignal's storage protobuf.
+pub fn sender_key_secrets(serialized: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for state in pb_fields(serialized, 1) {
+        for ck in pb_fields(state, 2) {
+            out.extend(pb_fields(ck, 2).into_iter().map(<[u8]>::to_vec));
+        }
+        for sk in pb_fields(state, 3) {
+            out.extend(pb_fields(sk, 2).into_iter().map(<[u8]>::to_vec));
+        }
+        for mk in pb_fields(state, 4) {
+            out.extend(pb_fields(mk, 2).into_iter().map(<[u8]>::to_vec));
+        }
+    }
+    out
 }
