@@ -560,6 +560,28 @@ mod seeds {
             put_field(&mut v, e);
         }
         put(root, "sealed_sender_envelope", &v);
+        // The other content types (whisper, sender key, plaintext), with a hint and a group id,
+        // under the embedding and the by-reference certificate (deterministic: SplitMix only).
+        for (i, (t, cert)) in [(2u8, 0usize), (7, 2), (8, 0)].into_iter().enumerate() {
+            let usmc = UnidentifiedSenderMessageContent::new(
+                t,
+                fixture_sender_certs()[cert].clone(),
+                vec![t; 40],
+                i as u32,
+                Some(vec![0x67; 16]),
+            )
+            .unwrap();
+            let v1 = encrypt_v1_with(
+                &usmc,
+                &alice_id,
+                &bob.bundle.identity_key,
+                &mut SplitMix(0x7e + i as u64),
+            )
+            .unwrap();
+            let mut v = vec![0u8];
+            put_field(&mut v, &v1);
+            put(root, "sealed_sender_envelope", &v);
+        }
     }
 
     /// Sealed sender v2 sent forms from the core's encryptor: the fixed Bob (ACI) with others
