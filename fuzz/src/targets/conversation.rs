@@ -795,13 +795,22 @@ impl World {
                 }
                 return;
             }
-            // The protocol's own recovery, as clients do it: a new session.
+            // The protocol's own recovery, as clients do it: a new session. First the side
+            // that cannot decrypt resets (Signal's automatic session reset): had the sender
+            // reset instead, the next message the receiver sends on the old session would
+            // promote that session back on the sender's side (as libsignal does), and a
+            // direction stuck for good (e.g. past SPQR's per-epoch limit, which only the
+            // stuck direction's own messages could advance) would stay stuck. Then the sender.
             if attempt >= 1 {
+                // Odd attempts: the receiver of the failing direction; even: its sender.
+                let receiver_resets = attempt % 2 == 1;
                 if !a {
-                    self.start_session(x, y, 0);
+                    let (r, p) = if receiver_resets { (y, x) } else { (x, y) };
+                    self.start_session(r, p, 0);
                 }
                 if !b {
-                    self.start_session(y, x, 0);
+                    let (r, p) = if receiver_resets { (x, y) } else { (y, x) };
+                    self.start_session(r, p, 0);
                 }
                 self.stats.heal_resets += 1;
             }
