@@ -545,10 +545,14 @@ pub fn decrypt_signal_message_with<S: ProtocolStore>(
                 Ok((pt, upd)) => return Ok((pt, i, upd, state.remote_identity)),
                 Err(e @ Error::DuplicateMessage { .. }) => return Err(e),
                 Err(e @ Error::MessageGapTooLarge { .. }) => gap = gap.or(Some(e)),
+                Err(e @ Error::InvalidMessage(what)) if spqr::errors::is_window(what) => {
+                    gap = gap.or(Some(e));
+                }
                 Err(_) => continue,
             }
         }
-        // Authentication failures stay uniform; a too-large gap is reported as such.
+        // Authentication failures stay uniform; a message outside a window (too far ahead, or
+        // too old for SPQR's kept keys) is reported as such.
         Err(gap.unwrap_or(Error::InvalidMessage("decryption failed")))
     })?;
     if !store.is_trusted_identity(remote, &remote_identity)? {

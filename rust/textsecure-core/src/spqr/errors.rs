@@ -28,6 +28,12 @@ pub const SEND_KEY_EPOCH_DECREASED: &str = "post-quantum ratchet error: send key
 /// Internal inconsistency (corrupted state, counter overflow, KEM failure).
 pub const INTERNAL: &str = "post-quantum ratchet error: internal state error";
 
+/// Whether `kind` says the message lies outside SPQR's windows (its key was discarded, or its
+/// epoch is no longer kept): a property of the message's position, not of its authenticity.
+pub fn is_window(kind: &str) -> bool {
+    kind == KEY_TRIMMED || kind == EPOCH_OUT_OF_RANGE
+}
+
 /// `Error::InvalidMessage(kind)`.
 pub fn err(kind: &'static str) -> Error {
     Error::InvalidMessage(kind)
