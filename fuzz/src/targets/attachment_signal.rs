@@ -107,4 +107,24 @@ pub fn run(data: &[u8]) {
     let inc = Some((&r.incremental_mac[..], r.chunk_size));
     let dec = signal::decrypt(&KEY, &enc, Some(&r.digest), pt.len() as u64, inc);
     assert_eq!(dec.as_deref().ok(), Some(pt), "round trip failed");
+
+    // The streaming encryptor, fed in pieces and padded in steps the input chooses, writes
+    // exactly the one-shot blob and the same digest and incremental MAC.
+    let piece = usize::from(data.get(16).copied().unwrap_or(0)) + 1;
+    let pad_step = usize::from(data.get(17).copied().unwrap_or(0)) * 97;
+    let mut stream =
+        signal::SignalEncryptor::new(&KEY, &iv, r.chunk_size).expect("streaming encryptor");
+    let mut out = Vec::new();
+    for p in pt.chunks(piece) {
+        stream.update(p, &mut out).expect("update");
+    }
+    while !stream.pad(&mut out, pad_step) {}
+    assert!(stream.update(b"x", &mut Vec::new()).is_err(), "update after padding");
+    let sr = stream.finalize(&mut out);
+    assert_eq!(out, enc, "streaming and one-shot blobs differ");
+    assert_eq!(
+        (sr.digest, &sr.incremental_mac, sr.chunk_size, sr.plaintext_size, sr.blob_len),
+        (r.digest, &r.incremental_mac, r.chunk_size, r.plaintext_size, r.blob_len),
+        "streaming and one-shot results differ"
+    );
 }

@@ -90,4 +90,16 @@ pub fn run(data: &[u8]) {
         Some(&r.file_enc_sha256),
     );
     assert_eq!(dec.as_deref().ok(), Some(pt), "round trip failed");
+
+    // The streaming encryptor, fed in pieces the input chooses, writes exactly the one-shot
+    // file and the same hashes.
+    let piece = usize::from(data.get(2).copied().unwrap_or(0)) + 1;
+    let mut stream = whatsapp::WhatsAppEncryptor::new(&MEDIA_KEY, mt).expect("streaming encryptor");
+    let mut out = Vec::new();
+    for p in pt.chunks(piece) {
+        stream.update(p, &mut out);
+    }
+    let sr = stream.finalize(&mut out);
+    assert_eq!(out, enc, "streaming and one-shot files differ");
+    assert_eq!(sr, r, "streaming and one-shot results differ");
 }

@@ -10,8 +10,10 @@
 
 use textsecure_core::group::{self, DistributionKey, MAX_SENDER_KEY_STATES};
 
+use textsecure_core::store::Address;
+
 use super::support::{
-    encode_skdm, group_receiver, group_sender_address, parse_skdm, sender_key_bytes, snapshot,
+    assert_secrets_hidden, encode_skdm, group_receiver, group_sender_address, parse_skdm, sender_key_bytes, snapshot,
     Input, GROUP_ID,
 };
 
@@ -39,6 +41,12 @@ pub fn run(data: &[u8]) {
     assert_eq!(back.iteration(), m.iteration());
     assert_eq!(back.chain_key().expose(), m.chain_key().expose());
     assert_eq!(back.signing_key(), m.signing_key());
+    // Debug shows the public parts only, never the chain key.
+    assert_secrets_hidden(
+        &m,
+        &[m.chain_key().expose().to_vec()],
+        &format!("{:?}", m.signing_key()),
+    );
 
     let from = group_sender_address();
     let mut store = group_receiver().clone();
@@ -83,4 +91,22 @@ pub fn run(data: &[u8]) {
     let after = sender_key_bytes(&store, &from, &own);
     group::process_distribution(&mut store, &from, &own, &m).expect("again");
     assert_eq!(sender_key_bytes(&store, &from, &own), after, "reprocessing changed the record");
+
+    // The receiver starts sending in the same distribution: a new chain of its own (with its
+    // private key), in the same format, parsed back to the same fields, created once (a second
+    // call returns the same message), and a message it encrypts decrypts at the first receiver.
+    let me = Address::new("group-member", 1);
+    let created = group::create_distribution(&mut store, &me, &own).expect("create");
+    assert_eq!(created.is_legacy(), legacy);
+    let parsed = parse_skdm(legacy, created.serialized()).expect("created distribution parses");
+    assert_eq!(parsed.chain_id(), created.chain_id());
+    assert_eq!(parsed.chain_key().expose(), created.chain_key().expose());
+    assert_eq!(parsed.signing_key(), created.signing_key());
+    let twice = group::create_distribution(&mut store, &me, &own).expect("create again");
+    assert_eq!(twice.serialized(), created.serialized(), "a second create made a new chain");
+    let mut other = group_receiver().clone();
+    group::process_distribution(&mut other, &me, &own, &parsed).expect("process created");
+    let sent = group::encrypt(&mut store, &me, &own, b"hello").expect("encrypt");
+    let got = group::decrypt(&mut other, &me, &own, &sent).expect("decrypt");
+    assert_eq!(got, b"hello");
 }
