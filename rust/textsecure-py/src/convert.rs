@@ -45,16 +45,26 @@ impl std::ops::Deref for BytesLike<'_> {
 #[derive(Clone, Copy)]
 pub(crate) struct Int<T>(pub(crate) T);
 
+/// The unsigned integer types an [`Int`] argument can have, with their largest value.
+pub(crate) trait Unsigned {
+    const MAX: u64;
+}
+
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(impl Unsigned for $t { const MAX: u64 = <$t>::MAX as u64; })*};
+}
+unsigned!(u8, u16, u32, u64, usize);
+
 impl<'a, 'py, T> FromPyObject<'a, 'py> for Int<T>
 where
-    T: FromPyObject<'a, 'py, Error = PyErr>,
+    T: FromPyObject<'a, 'py, Error = PyErr> + Unsigned,
 {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         T::extract(obj).map(Self).map_err(|e| {
             if e.is_instance_of::<PyOverflowError>(obj.py()) {
-                crate::errors::out_of_range(obj, std::any::type_name::<T>())
+                crate::errors::out_of_range(obj, T::MAX)
             } else {
                 e
             }

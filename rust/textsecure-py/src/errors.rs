@@ -44,14 +44,8 @@ pub(crate) fn to_py(e: Error) -> PyErr {
     }
 }
 
-/// `InvalidArgument` for an integer argument outside the range of the Rust type `ty`.
-pub(crate) fn out_of_range(value: pyo3::Borrowed<'_, '_, PyAny>, ty: &str) -> PyErr {
-    let (lo, hi) = match ty {
-        "u8" => ("0", "255"),
-        "u16" => ("0", "65535"),
-        "u32" => ("0", "4294967295"),
-        _ => ("0", "18446744073709551615"),
-    };
+/// `InvalidArgument` for an integer argument outside `0..=max`.
+pub(crate) fn out_of_range(value: pyo3::Borrowed<'_, '_, PyAny>, max: u64) -> PyErr {
     let shown = value
         .str()
         .map_or_else(|_| "?".to_owned(), |s| s.to_string());
@@ -60,7 +54,7 @@ pub(crate) fn out_of_range(value: pyo3::Borrowed<'_, '_, PyAny>, ty: &str) -> Py
     } else {
         shown
     };
-    InvalidArgument::new_err(format!("integer {shown} out of range {lo}..={hi}"))
+    InvalidArgument::new_err(format!("integer {shown} out of range 0..={max}"))
 }
 
 /// `.py()?` turns a core result into a `PyResult`.
