@@ -856,15 +856,20 @@ def _cases() -> list[tuple[str, int | str, int]]:
     return out
 
 
-def _call_with(name: str, pos: int | str, value: Any) -> None:
+def _call(name: str, pos: int | str, value: Any) -> Any:
+    """Calls ``name`` with its valid arguments, argument ``pos`` replaced by ``value``."""
     _, f, args, kwargs = next(c for c in CALLS if c[0] == name)
     args, kwargs = list(args), dict(kwargs)
     if isinstance(pos, int):
         args[pos] = value
     else:
         kwargs[pos] = value
+    return f(*args, **kwargs)
+
+
+def _call_with(name: str, pos: int | str, value: Any) -> None:
     try:
-        f(*args, **kwargs)
+        _call(name, pos, value)
     except BaseException as e:
         path_arg = (name, pos) in PATH_ARGUMENTS and isinstance(value, str)
         if not (allowed(e) or (path_arg and isinstance(e, OSError))):
@@ -895,14 +900,8 @@ def test_out_of_range_and_unpaired_arguments(name: str, pos: int | str, value: A
     """An integer outside its argument's range, or one of a group of optional arguments that go
     together left out, raises ``errors.InvalidArgument`` (a ``ValueError``), not pyo3's
     ``OverflowError`` or a bare ``ValueError``."""
-    _, f, args, kwargs = next(c for c in CALLS if c[0] == name)
-    args, kwargs = list(args), dict(kwargs)
-    if isinstance(pos, int):
-        args[pos] = value
-    else:
-        kwargs[pos] = value
     with pytest.raises(errors.InvalidArgument):
-        f(*args, **kwargs)
+        _call(name, pos, value)
 
 
 @settings(PROFILE)

@@ -378,6 +378,20 @@ pub fn encode_skdm(
     chain_key: &[u8],
     signing_key: &[u8],
 ) -> Vec<u8> {
+    let (mut out, base) = sender_key_prefix(distribution_id, chain_id, iteration);
+    pb_bytes(&mut out, base + 3, chain_key);
+    pb_bytes(&mut out, base + 4, signing_key);
+    out
+}
+
+/// `0x33 ‖` the fields both sender-key messages start with (the distribution id in the current
+/// format, then chain id and iteration), and the tag offset of the fields after them (1 in the
+/// current format, where the distribution id is field 1; 0 in the legacy one).
+fn sender_key_prefix(
+    distribution_id: Option<[u8; 16]>,
+    chain_id: u32,
+    iteration: u32,
+) -> (Vec<u8>, u32) {
     let mut out = vec![0x33];
     let base = match distribution_id {
         Some(u) => {
@@ -388,9 +402,7 @@ pub fn encode_skdm(
     };
     pb_uint(&mut out, base + 1, u64::from(chain_id));
     pb_uint(&mut out, base + 2, u64::from(iteration));
-    pb_bytes(&mut out, base + 3, chain_key);
-    pb_bytes(&mut out, base + 4, signing_key);
-    out
+    (out, base)
 }
 
 /// The body of a SenderKeyMessage (`0x33 ‖ protobuf`, before the signature) in either format.
@@ -400,16 +412,7 @@ pub fn encode_skm_body(
     iteration: u32,
     ciphertext: &[u8],
 ) -> Vec<u8> {
-    let mut out = vec![0x33];
-    let base = match distribution_id {
-        Some(u) => {
-            pb_bytes(&mut out, 1, &u);
-            1
-        }
-        None => 0,
-    };
-    pb_uint(&mut out, base + 1, u64::from(chain_id));
-    pb_uint(&mut out, base + 2, u64::from(iteration));
+    let (mut out, base) = sender_key_prefix(distribution_id, chain_id, iteration);
     pb_bytes(&mut out, base + 3, ciphertext);
     out
 }
