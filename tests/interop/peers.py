@@ -353,13 +353,7 @@ class NodePeer:
             except queue.Empty:
                 continue
             if line is None:
-                try:
-                    rc: int | None = self._proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    rc = None
-                tail = self._stderr_tail()
-                self._kill()
-                raise PeerProcessError(f"peer {self.lib} exited (rc={rc}); stderr: {tail}")
+                raise self._died("its output ended")
             if not line.strip():
                 continue
             try:
@@ -384,9 +378,9 @@ class NodePeer:
                 stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
                 stdin.flush()
             except (BrokenPipeError, OSError) as e:
-                raise PeerProcessError(
-                    f"peer {self.lib}: cannot write ({e}); stderr: {self._stderr_tail()}"
-                ) from e
+                # A killed peer shows up either as a failed write (it died before the request)
+                # or as the end of its output (it died after): both are reported as "exited".
+                raise self._died(f"cannot write ({e})") from e
             msg = self._next_message(self.timeout)
         if "error" in msg:
             err = msg["error"]
@@ -397,6 +391,25 @@ class NodePeer:
         if not isinstance(ok, dict):
             raise PeerProcessError(f"peer {self.lib}: malformed reply {msg!r}")
         return ok
+
+    def _died(self, cause: str, wait: float = 5.0) -> PeerProcessError:
+        """The error for a peer whose pipe broke (``cause``), after reaping it for a moment.
+
+        If the process has exited within ``wait`` seconds the message says ``exited (rc=N)``,
+        whichever side of the pipe noticed first; otherwise the pipe broke under a live
+        process, which is then killed. Either way the peer is closed afterwards.
+        """
+        try:
+            rc: int | None = self._proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            rc = None
+        tail = self._stderr_tail()
+        self._kill()
+        if rc is None:
+            return PeerProcessError(
+                f"peer {self.lib}: {cause}, but it is still running (killed); stderr: {tail}"
+            )
+        return PeerProcessError(f"peer {self.lib} exited (rc={rc}; {cause}); stderr: {tail}")
 
     def _kill(self) -> None:
         if self._proc.poll() is None:

@@ -14,6 +14,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from peers import (
@@ -144,12 +145,32 @@ def test_node_peer_starts_and_survives_bad_commands(lib: str) -> None:
         peer.create(ALICE, 1)  # closed
 
 
-def test_dead_or_hung_peer_raises_process_error() -> None:
+def test_dead_or_hung_peer_raises_process_error(monkeypatch: pytest.MonkeyPatch) -> None:
     require_node_lib("node")
+    # Killed before the request: the write meets a broken pipe. waitid(WNOWAIT) returns once
+    # the process is dead (its pipes closed) without reaping it, so the harness still can.
     with NodePeer("node") as peer:
         peer.create(ALICE, 1)
         os.kill(peer.pid, signal.SIGKILL)
-        with pytest.raises(PeerProcessError, match="exited"):
+        os.waitid(os.P_PID, peer.pid, os.WEXITED | os.WNOWAIT)
+        with pytest.raises(PeerProcessError, match=r"exited \(rc=-9; cannot write"):
+            peer.create(ALICE, 1)
+        with pytest.raises(PeerProcessError, match="closed"):
+            peer.create(ALICE, 1)
+    # Killed after the request was written: its output ends. The peer is stopped first (so it
+    # cannot answer) and killed once the request is in the pipe, when the harness reads.
+    with NodePeer("node") as peer:
+        peer.create(ALICE, 1)
+        os.kill(peer.pid, signal.SIGSTOP)
+        os.waitid(os.P_PID, peer.pid, os.WSTOPPED | os.WNOWAIT)
+        read_reply = peer._next_message
+
+        def kill_then_read(timeout: float) -> dict[str, Any]:
+            os.kill(peer.pid, signal.SIGKILL)
+            return read_reply(timeout)
+
+        monkeypatch.setattr(peer, "_next_message", kill_then_read)
+        with pytest.raises(PeerProcessError, match=r"exited \(rc=-9; its output ended"):
             peer.create(ALICE, 1)
         with pytest.raises(PeerProcessError, match="closed"):
             peer.create(ALICE, 1)
