@@ -1,0 +1,1067 @@
+"""``DurableStore``: the engine-independent half of the SQLite and PostgreSQL stores.
+
+Everything a cipher does to a durable store is one *unit of work* (``_execute``): the native
+operation says what it reads (``needs``), the store takes the locks, loads those rows in one
+round, the native side plans the change in memory, and the store writes all of it in one
+round, with compare-and-swap on row versions. A lost race rolls back and runs the operation
+again. Outside ``store.transaction()`` a unit of work is its own transaction; inside, it is a
+savepoint of the application's transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from textsecure import errors
+from textsecure._native import (
+    Address,
+    IdentityKey,
+    IdentityKeyPair,
+    KyberPreKeyRecord,
+    PreKeyBundle,
+    PreKeyRecord,
+    PublicKey,
+    SenderKeyRecord,
+    SessionRecord,
+    SignedPreKeyRecord,
+)
+from textsecure.stores import _native_api as nat
+from textsecure.stores._sql import Engine, Result, Statement, migrate
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["DurableStore", "InboxItem", "Transaction"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: how many times a unit of work that lost a race is run again before giving up
+MAX_ATTEMPTS = 8
+#: default age of the inbox tombstones ``inbox_purge`` deletes (servers keep envelopes
+#: for a few weeks; a tombstone must outlive any redelivery)
+INBOX_RETENTION_MS = 30 * 24 * 3600 * 1000
+_PURGE_INTERVAL_S = 3600.0
+_INBOX_DOMAIN = b"textsecure.inbox.v1"
+_MAX_REGISTRATION_ID = 16380
+
+
+class _Conflict(Exception):
+    """A unit of work lost a race (version changed, row inserted or consumed meanwhile)."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _address_key(address: Address) -> str:
+    return str(address)
+
+
+def _parse_address(text: str) -> Address:
+    name, _, device = text.rpartition(".")
+    return Address(name, int(device))
+
+
+def distribution_key(distribution_id: uuid.UUID | str) -> str:
+    """The stored form of a distribution: ``str(uuid)``, or ``"legacy:" + group_id``."""
+    if isinstance(distribution_id, uuid.UUID):
+        return str(distribution_id)
+    if isinstance(distribution_id, str):
+        return "legacy:" + distribution_id
+    raise TypeError("distribution id must be a uuid.UUID or a group id str")
+
+
+def inbox_hash(address: Address, message: Any) -> bytes:
+    """The envelope hash of the exactly-once inbox (``address`` canonical)."""
+    h = hashlib.sha256(_INBOX_DOMAIN)
+    h.update(str(address).encode())
+    h.update(b"\0")
+    h.update(bytes([int(message.type)]))
+    h.update(bytes(message))
+    return h.digest()
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Turns the driver's exceptions into ``errors.StoreError`` (the original as
+    ``__cause__``); textsecure's own exceptions pass through."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, DurableStore)
+        with store._errors():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A decrypted envelope kept until the application acknowledges it."""
+
+    hash: bytes
+    plaintext: bytes
+    address: Address
+    received_at: int
+
+
+class Transaction:
+    """What ``store.transaction()`` yields: ``connection`` is the driver's connection
+    (``sqlite3.Connection`` / ``psycopg.Connection``) the application may run its own
+    statements on; they commit or roll back together with the store's."""
+
+    __slots__ = ("_connection", "_store")
+
+    def __init__(self, store: DurableStore, connection: Any) -> None:
+        self._store = store
+        self._connection = connection
+
+    @property
+    def connection(self) -> Any:
+        return self._connection
+
+    @property
+    def store(self) -> DurableStore:
+        return self._store
+
+
+class _Local(threading.local):
+    conn: Any = None
+    depth: int = 0
+
+
+class DurableStore:
+    """Every protocol store of one account, kept in a SQL database (see ``SQLiteStore``,
+    ``PostgresStore``): the same methods as ``MemoryStore``, plus transactions, the
+    exactly-once inbox, encryption at rest and key rotation."""
+
+    _engine: Engine
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        account: str,
+        identity: IdentityKeyPair | None,
+        registration_id: int | None,
+        key: Buffer | None,
+    ) -> None:
+        self._engine = engine
+        self._local = _Local()
+        self._closed = False
+        self._last_purge = 0.0
+        try:
+            if not isinstance(account, str) or not account:
+                raise errors.InvalidArgument("account must be a non-empty str")
+            if identity is not None and not isinstance(identity, IdentityKeyPair):
+                raise TypeError("identity must be an IdentityKeyPair")
+            if registration_id is not None and not (
+                isinstance(registration_id, int) and 0 <= registration_id <= 0xFFFFFFFF
+            ):
+                raise errors.InvalidArgument("registration_id must be an int in 0..2**32-1")
+            self._account = account
+            self._sealer = self._make_sealer(key) if key is not None else None
+            with self._errors():
+                migrate(engine)
+                self._identity, self._registration_id = self._open_account(
+                    identity, registration_id
+                )
+        except BaseException:
+            self._closed = True
+            with self._suppressed():
+                engine.close()
+            raise
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _make_sealer(self, key: Buffer) -> nat.SealerLike:
+        data = bytes(key)
+        if len(data) != 32:
+            raise errors.InvalidArgument("key must be 32 bytes")
+        return nat.new_sealer(data, self._account)
+
+    def _new_snapshot(self) -> Any:
+        return nat.new_snapshot(self._identity, self._registration_id, self._sealer)
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return translate_errors(self._engine)
+
+    @contextmanager
+    def _suppressed(self) -> Iterator[None]:
+        try:
+            yield
+        except self._engine.driver_errors:
+            pass
+
+    @contextmanager
+    def _unit(self, *, write: bool = True) -> Iterator[Any]:
+        """One unit of work: a transaction (BEGIN IMMEDIATE / BEGIN .. COMMIT), or a savepoint
+        when this thread is already inside one. Rolls back if the block raises."""
+        if self._closed:
+            raise errors.StoreError("the store is closed")
+        local = self._local
+        engine = self._engine
+        if local.conn is not None:
+            conn = local.conn
+            local.depth += 1
+            name = f"textsecure_{local.depth}"
+            try:
+                engine.savepoint(conn, name)
+                try:
+                    yield conn
+                except BaseException:
+                    with self._suppressed():
+                        engine.rollback_to(conn, name)
+                    raise
+                engine.release(conn, name)
+            finally:
+                local.depth -= 1
+            return
+        with engine.connection() as conn:
+            engine.begin(conn, write=write)
+            local.conn = conn
+            try:
+                try:
+                    yield conn
+                finally:
+                    local.conn = None
+            except BaseException:
+                with self._suppressed():
+                    engine.rollback(conn)
+                raise
+            try:
+                engine.commit(conn)
+            except BaseException:
+                with self._suppressed():
+                    engine.rollback(conn)
+                raise
+
+    def _seal(self, table: str, row_key: str, data: bytes) -> bytes:
+        return data if self._sealer is None else self._sealer.seal(table, row_key, data)
+
+    def _open(self, table: str, row_key: str, blob: bytes) -> bytes:
+        return bytes(blob) if self._sealer is None else self._sealer.open(table, row_key, blob)
+
+    def _q(self, conn: Any, sql: str, *params: object) -> Result:
+        return self._engine.execute(conn, sql, params)
+
+    def _open_account(
+        self, identity: IdentityKeyPair | None, registration_id: int | None
+    ) -> tuple[IdentityKeyPair, int]:
+        with self._unit() as conn:
+            self._engine.lock(conn, self._account, ["account"])
+            row = self._q(
+                conn,
+                "SELECT identity, registration_id FROM accounts WHERE account = $1",
+                self._account,
+            ).one()
+            if row is not None:
+                stored = IdentityKeyPair.from_bytes(self._open("account", "identity", row[0]))
+                if identity is not None and bytes(identity.public_key) != bytes(stored.public_key):
+                    raise errors.InvalidArgument(
+                        f"account {self._account!r} already has a different identity"
+                    )
+                if registration_id is not None and registration_id != int(row[1]):
+                    raise errors.InvalidArgument(
+                        f"account {self._account!r} already has registration id {row[1]}"
+                    )
+                return stored, int(row[1])
+            ikp = identity if identity is not None else IdentityKeyPair.generate()
+            rid = (
+                registration_id
+                if registration_id is not None
+                else secrets.randbelow(_MAX_REGISTRATION_ID) + 1
+            )
+            self._q(
+                conn,
+                "INSERT INTO accounts (account, identity, registration_id, created_at) "
+                "VALUES ($1, $2, $3, $4)",
+                self._account,
+                self._seal("account", "identity", bytes(ikp)),
+                rid,
+                _now_ms(),
+            )
+            return ikp, rid
+
+    # -- life cycle -------------------------------------------------------------------
+
+    @property
+    def account(self) -> str:
+        return self._account
+
+    @property
+    def identity_key_pair(self) -> IdentityKeyPair:
+        return self._identity
+
+    @property
+    def registration_id(self) -> int:
+        return self._registration_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Closes the store (and the connection it opened itself; not one it was given)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._errors():
+            self._engine.close()
+
+    def __enter__(self) -> DurableStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<{type(self).__name__} account={self._account!r}{state}>"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A transaction of the store and the application together: cipher operations on this
+        store in the block (on this thread) and statements on ``tx.connection`` commit when the
+        block ends, and roll back if it raises. A failed cipher operation inside only undoes
+        itself (a savepoint). Nested blocks are savepoints."""
+        unit: AbstractContextManager[Any] = self._unit()
+        with self._errors():
+            conn = unit.__enter__()
+        try:
+            yield Transaction(self, conn)
+        except BaseException:
+            exc_type, exc, tb = sys.exc_info()
+            with self._errors():
+                unit.__exit__(exc_type, exc, tb)
+            raise
+        with self._errors():
+            unit.__exit__(None, None, None)
+
+    # -- the unit of work -------------------------------------------------------------
+
+    def _execute(self, op: nat.OperationLike) -> Any:
+        """Runs a native ``Operation``: lock, load, plan (native), apply; again on a lost
+        race. Returns what the operation returns."""
+        with self._errors():
+            for _ in range(MAX_ATTEMPTS):
+                try:
+                    with self._unit() as conn:
+                        return self._run(conn, op)
+                except _Conflict:
+                    continue
+            raise errors.StoreError(
+                f"a store operation lost the race to concurrent writers {MAX_ATTEMPTS} times"
+            )
+
+    def _run(self, conn: Any, op: nat.OperationLike) -> Any:
+        needs = op.needs()
+        self._engine.lock(conn, self._account, list(needs.lock_keys))
+        snapshot = self._new_snapshot()
+        self._load(conn, needs, snapshot)
+        changes, result = op.plan(snapshot)
+        self._apply(conn, changes)
+        return result
+
+    def _load(self, conn: Any, needs: nat.NeedsLike, snapshot: nat.SnapshotLike) -> None:
+        """Reads every row ``needs`` names, in one round, into ``snapshot`` (row bytes as
+        stored: the snapshot opens sealed ones)."""
+        a = self._account
+        statements: list[Statement] = []
+        for address in needs.sessions:
+            statements.append(
+                (
+                    "SELECT record, version FROM sessions WHERE account = $1 AND address = $2",
+                    (a, _address_key(address)),
+                )
+            )
+        for address in needs.identities:
+            statements.append(
+                (
+                    "SELECT key FROM identities WHERE account = $1 AND address = $2",
+                    (a, _address_key(address)),
+                )
+            )
+        for table, ids in (
+            ("prekeys", needs.prekeys),
+            ("signed_prekeys", needs.signed_prekeys),
+            ("kyber_prekeys", needs.kyber_prekeys),
+        ):
+            extra = ", last_resort" if table == "kyber_prekeys" else ""
+            for id in ids:
+                statements.append(
+                    (f"SELECT record{extra} FROM {table} WHERE account = $1 AND id = $2", (a, id))
+                )
+        for spk_id, base_key in needs.base_keys:
+            statements.append(
+                (
+                    "SELECT 1 FROM base_keys "
+                    "WHERE account = $1 AND signed_prekey_id = $2 AND base_key = $3",
+                    (a, spk_id, bytes(base_key)),
+                )
+            )
+        for sender, dist in needs.sender_keys:
+            statements.append(
+                (
+                    "SELECT record, version FROM sender_keys "
+                    "WHERE account = $1 AND sender = $2 AND distribution = $3",
+                    (a, _address_key(sender), dist),
+                )
+            )
+        rows = iter([r.one() for r in self._engine.run_many(conn, statements)])
+        for address in needs.sessions:
+            row = next(rows)
+            if row is None:
+                snapshot.add_session(address, None, 0)
+            else:
+                snapshot.add_session(address, bytes(row[0]), int(row[1]))
+        for address in needs.identities:
+            row = next(rows)
+            snapshot.add_identity(address, None if row is None else bytes(row[0]))
+        for id in needs.prekeys:
+            row = next(rows)
+            snapshot.add_prekey(id, None if row is None else bytes(row[0]))
+        for id in needs.signed_prekeys:
+            row = next(rows)
+            snapshot.add_signed_prekey(id, None if row is None else bytes(row[0]))
+        for id in needs.kyber_prekeys:
+            row = next(rows)
+            if row is None:
+                snapshot.add_kyber_prekey(id, None, False)
+            else:
+                snapshot.add_kyber_prekey(id, bytes(row[0]), bool(row[1]))
+        for spk_id, base_key in needs.base_keys:
+            snapshot.add_base_key(spk_id, bytes(base_key), next(rows) is not None)
+        for sender, dist in needs.sender_keys:
+            row = next(rows)
+            if row is None:
+                snapshot.add_sender_key(sender, dist, None, 0)
+            else:
+                snapshot.add_sender_key(sender, dist, bytes(row[0]), int(row[1]))
+
+    def _apply(self, conn: Any, changes: nat.ChangeSetLike) -> None:
+        """Writes a change set in one round; raises ``_Conflict`` (and the caller rolls back)
+        if any row moved since it was loaded."""
+        a = self._account
+        statements: list[Statement] = []
+        for address, expected, blob in changes.sessions:
+            if expected == 0:
+                statements.append(
+                    (
+                        "INSERT INTO sessions (account, address, version, record) "
+                        "VALUES ($1, $2, 1, $3) ON CONFLICT DO NOTHING",
+                        (a, _address_key(address), bytes(blob)),
+                    )
+                )
+            else:
+                statements.append(
+                    (
+                        "UPDATE sessions SET record = $3, version = $4 + 1 "
+                        "WHERE account = $1 AND address = $2 AND version = $4",
+                        (a, _address_key(address), bytes(blob), expected),
+                    )
+                )
+        for id in changes.removed_prekeys:
+            statements.append(("DELETE FROM prekeys WHERE account = $1 AND id = $2", (a, id)))
+        for id in changes.removed_kyber_prekeys:
+            statements.append(
+                (
+                    "DELETE FROM kyber_prekeys WHERE account = $1 AND id = $2 AND NOT last_resort",
+                    (a, id),
+                )
+            )
+        for kyber_id, signed_id, base_key in changes.kyber_last_resort_uses:
+            statements.append(
+                (
+                    "INSERT INTO kyber_last_resort_uses (account, kyber_id, signed_id, base_key) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    (a, kyber_id, signed_id, bytes(base_key)),
+                )
+            )
+        for spk_id, base_key in changes.base_keys:
+            statements.append(
+                (
+                    "INSERT INTO base_keys (account, signed_prekey_id, base_key) "
+                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    (a, spk_id, bytes(base_key)),
+                )
+            )
+        for sender, dist, expected, blob in changes.sender_keys:
+            if expected == 0:
+                statements.append(
+                    (
+                        "INSERT INTO sender_keys (account, sender, distribution, version, record) "
+                        "VALUES ($1, $2, $3, 1, $4) ON CONFLICT DO NOTHING",
+                        (a, _address_key(sender), dist, bytes(blob)),
+                    )
+                )
+            else:
+                statements.append(
+                    (
+                        "UPDATE sender_keys SET record = $4, version = $5 + 1 WHERE account = $1 "
+                        "AND sender = $2 AND distribution = $3 AND version = $5",
+                        (a, _address_key(sender), dist, bytes(blob), expected),
+                    )
+                )
+        checked = len(statements)
+        for address, blob in changes.identities:
+            statements.append(
+                (
+                    "INSERT INTO identities (account, address, key) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (account, address) DO UPDATE SET key = excluded.key",
+                    (a, _address_key(address), bytes(blob)),
+                )
+            )
+        results = self._engine.run_many(conn, statements)
+        if any(r.rowcount != 1 for r in results[:checked]):
+            raise _Conflict
+
+    # -- identity ---------------------------------------------------------------------
+
+    @_guarded
+    def identity(self, address: Address) -> IdentityKey | None:
+        """The trusted identity of ``address``, or None."""
+        key = _address_key(nat.canonical(address))
+        with self._unit(write=False) as conn:
+            row = self._q(
+                conn,
+                "SELECT key FROM identities WHERE account = $1 AND address = $2",
+                self._account,
+                key,
+            ).one()
+        if row is None:
+            return None
+        return IdentityKey.from_bytes(self._open("identities", key, row[0]))
+
+    @_guarded
+    def trust(self, address: Address, identity_key: PublicKey | Buffer) -> None:
+        """Accepts ``identity_key`` for ``address`` (replacing a changed one)."""
+        raw = bytes(IdentityKey.from_bytes(bytes(identity_key)))  # validates
+        key = _address_key(nat.canonical(address))
+        with self._unit() as conn:
+            self._q(
+                conn,
+                "INSERT INTO identities (account, address, key) VALUES ($1, $2, $3) "
+                "ON CONFLICT (account, address) DO UPDATE SET key = excluded.key",
+                self._account,
+                key,
+                self._seal("identities", key, raw),
+            )
+
+    # -- sessions ---------------------------------------------------------------------
+
+    @_guarded
+    def session(self, address: Address) -> SessionRecord | None:
+        """The session record with ``address``, or None."""
+        key = _address_key(nat.canonical(address))
+        with self._unit(write=False) as conn:
+            row = self._q(
+                conn,
+                "SELECT record FROM sessions WHERE account = $1 AND address = $2",
+                self._account,
+                key,
+            ).one()
+        if row is None:
+            return None
+        return SessionRecord.from_bytes(self._open("sessions", key, row[0]))
+
+    @_guarded
+    def save_session(self, address: Address, record: SessionRecord) -> None:
+        key = _address_key(nat.canonical(address))
+        blob = self._seal("sessions", key, bytes(record))
+        with self._unit() as conn:
+            self._q(
+                conn,
+                "INSERT INTO sessions (account, address, version, record) VALUES ($1, $2, 1, $3) "
+                "ON CONFLICT (account, address) DO UPDATE "
+                "SET record = excluded.record, version = sessions.version + 1",
+                self._account,
+                key,
+                blob,
+            )
+
+    @_guarded
+    def remove_session(self, address: Address) -> None:
+        key = _address_key(nat.canonical(address))
+        with self._unit() as conn:
+            self._q(
+                conn,
+                "DELETE FROM sessions WHERE account = $1 AND address = $2",
+                self._account,
+                key,
+            )
+
+    @_guarded
+    def session_addresses(self) -> list[Address]:
+        """Addresses with a stored session, sorted."""
+        with self._unit(write=False) as conn:
+            rows = self._q(
+                conn, "SELECT address FROM sessions WHERE account = $1", self._account
+            ).rows
+        return sorted(_parse_address(r[0]) for r in rows)
+
+    # -- prekeys ----------------------------------------------------------------------
+
+    def _save_row(self, table: str, id: int, blob: bytes, extra: dict[str, object]) -> None:
+        cols = ["account", "id", "record", "created_at", *extra]
+        values = [self._account, id, blob, _now_ms(), *extra.values()]
+        placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in ["record", *extra])
+        with self._unit() as conn:
+            self._engine.execute(
+                conn,
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders}) "
+                f"ON CONFLICT (account, id) DO UPDATE SET {updates}",
+                values,
+            )
+
+    def _load_row(self, table: str, id: int) -> bytes | None:
+        with self._unit(write=False) as conn:
+            sql = f"SELECT record FROM {table} WHERE account = $1 AND id = $2"
+            row = self._q(conn, sql, self._account, id).one()
+        return None if row is None else self._open(table, str(id), row[0])
+
+    def _remove_row(self, table: str, id: int) -> None:
+        with self._unit() as conn:
+            self._q(conn, f"DELETE FROM {table} WHERE account = $1 AND id = $2", self._account, id)
+
+    @_guarded
+    def save_prekey(self, record: PreKeyRecord) -> None:
+        blob = self._seal("prekeys", str(record.id), bytes(record))
+        self._save_row("prekeys", record.id, blob, {})
+
+    @_guarded
+    def load_prekey(self, id: int) -> PreKeyRecord | None:
+        data = self._load_row("prekeys", id)
+        return None if data is None else PreKeyRecord.from_bytes(data)
+
+    @_guarded
+    def remove_prekey(self, id: int) -> None:
+        self._remove_row("prekeys", id)
+
+    @_guarded
+    def save_signed_prekey(self, record: SignedPreKeyRecord) -> None:
+        blob = self._seal("signed_prekeys", str(record.id), bytes(record))
+        self._save_row("signed_prekeys", record.id, blob, {})
+
+    @_guarded
+    def load_signed_prekey(self, id: int) -> SignedPreKeyRecord | None:
+        data = self._load_row("signed_prekeys", id)
+        return None if data is None else SignedPreKeyRecord.from_bytes(data)
+
+    @_guarded
+    def remove_signed_prekey(self, id: int) -> None:
+        """Removes a signed prekey and the replay records of sessions set up with it."""
+        with self._unit() as conn:
+            self._engine.run_many(
+                conn,
+                [
+                    (
+                        "DELETE FROM signed_prekeys WHERE account = $1 AND id = $2",
+                        (self._account, id),
+                    ),
+                    (
+                        "DELETE FROM base_keys WHERE account = $1 AND signed_prekey_id = $2",
+                        (self._account, id),
+                    ),
+                ],
+            )
+
+    @_guarded
+    def save_kyber_prekey(self, record: KyberPreKeyRecord, *, last_resort: bool = False) -> None:
+        """Stores a Kyber prekey; a ``last_resort`` one is kept after use and may serve many
+        sessions, a one-time one is removed after its first use."""
+        blob = self._seal("kyber_prekeys", str(record.id), bytes(record))
+        self._save_row("kyber_prekeys", record.id, blob, {"last_resort": bool(last_resort)})
+
+    @_guarded
+    def load_kyber_prekey(self, id: int) -> KyberPreKeyRecord | None:
+        data = self._load_row("kyber_prekeys", id)
+        return None if data is None else KyberPreKeyRecord.from_bytes(data)
+
+    @_guarded
+    def remove_kyber_prekey(self, id: int) -> None:
+        with self._unit() as conn:
+            self._engine.run_many(
+                conn,
+                [
+                    (
+                        "DELETE FROM kyber_prekeys WHERE account = $1 AND id = $2",
+                        (self._account, id),
+                    ),
+                    (
+                        "DELETE FROM kyber_last_resort_uses WHERE account = $1 AND kyber_id = $2",
+                        (self._account, id),
+                    ),
+                ],
+            )
+
+    @_guarded
+    def new_bundle(
+        self,
+        device_id: int,
+        *,
+        prekey_id: int | None = None,
+        signed_prekey_id: int,
+        kyber_prekey_id: int | None = None,
+        one_time: bool = True,
+        kyber: bool = True,
+        kyber_last_resort: bool = False,
+    ) -> PreKeyBundle:
+        """Generates prekeys, stores their private halves (one transaction) and returns the
+        public bundle. ``kyber=False`` gives an X3DH (v3) bundle; the Kyber prekey id defaults
+        to the signed prekey id."""
+        if one_time and prekey_id is None:
+            raise errors.InvalidArgument("one_time=True needs a prekey_id")
+        identity = self._identity
+        spk = SignedPreKeyRecord.generate(signed_prekey_id, identity)
+        otk = PreKeyRecord.generate(prekey_id) if one_time and prekey_id is not None else None
+        kpk = (
+            KyberPreKeyRecord.generate(
+                kyber_prekey_id if kyber_prekey_id is not None else signed_prekey_id, identity
+            )
+            if kyber
+            else None
+        )
+        bundle = PreKeyBundle(
+            registration_id=self._registration_id,
+            device_id=device_id,
+            identity_key=identity.public_key,
+            signed_prekey_id=spk.id,
+            signed_prekey_public=spk.public_key,
+            signed_prekey_signature=spk.signature,
+            prekey_id=None if otk is None else otk.id,
+            prekey_public=None if otk is None else otk.public_key,
+            kyber_prekey_id=None if kpk is None else kpk.id,
+            kyber_prekey_public=None if kpk is None else kpk.public_key,
+            kyber_prekey_signature=None if kpk is None else kpk.signature,
+        )
+        with self.transaction():
+            self.save_signed_prekey(spk)
+            if otk is not None:
+                self.save_prekey(otk)
+            if kpk is not None:
+                self.save_kyber_prekey(kpk, last_resort=kyber_last_resort)
+        return bundle
+
+    # -- sender keys ------------------------------------------------------------------
+
+    @_guarded
+    def sender_key(
+        self, sender: Address, distribution_id: uuid.UUID | str
+    ) -> SenderKeyRecord | None:
+        """The sender-key record of (``sender``, ``distribution_id``), or None. A
+        ``uuid.UUID`` names a current-format distribution, a ``str`` a legacy group id."""
+        addr = _address_key(nat.canonical(sender))
+        dist = distribution_key(distribution_id)
+        with self._unit(write=False) as conn:
+            row = self._q(
+                conn,
+                "SELECT record FROM sender_keys "
+                "WHERE account = $1 AND sender = $2 AND distribution = $3",
+                self._account,
+                addr,
+                dist,
+            ).one()
+        if row is None:
+            return None
+        return SenderKeyRecord.from_bytes(self._open("sender_keys", f"{addr}/{dist}", row[0]))
+
+    @_guarded
+    def save_sender_key(
+        self, sender: Address, distribution_id: uuid.UUID | str, record: SenderKeyRecord
+    ) -> None:
+        addr = _address_key(nat.canonical(sender))
+        dist = distribution_key(distribution_id)
+        blob = self._seal("sender_keys", f"{addr}/{dist}", bytes(record))
+        with self._unit() as conn:
+            self._q(
+                conn,
+                "INSERT INTO sender_keys (account, sender, distribution, version, record) "
+                "VALUES ($1, $2, $3, 1, $4) ON CONFLICT (account, sender, distribution) "
+                "DO UPDATE SET record = excluded.record, version = sender_keys.version + 1",
+                self._account,
+                addr,
+                dist,
+                blob,
+            )
+
+    @_guarded
+    def remove_sender_key(self, sender: Address, distribution_id: uuid.UUID | str) -> None:
+        addr = _address_key(nat.canonical(sender))
+        dist = distribution_key(distribution_id)
+        with self._unit() as conn:
+            self._q(
+                conn,
+                "DELETE FROM sender_keys WHERE account = $1 AND sender = $2 AND distribution = $3",
+                self._account,
+                addr,
+                dist,
+            )
+
+    # -- exactly-once inbox -----------------------------------------------------------
+
+    @_guarded
+    def inbox_decrypt(
+        self,
+        address: Address,
+        message: Any,
+        *,
+        pq_ratchet: Any = None,
+        local_address: Address | None = None,
+    ) -> InboxItem:
+        """Decrypts ``message`` from ``address`` exactly once: the ratchet changes and the
+        plaintext are committed together; a redelivered envelope returns the stored plaintext
+        without any crypto until ``inbox_ack``, after which it raises ``DuplicateMessage``."""
+        addr = nat.canonical(address)
+        digest = inbox_hash(addr, message)
+        row_key = digest.hex()
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                with self._unit() as conn:
+                    self._engine.lock(conn, self._account, ["inbox/" + row_key])
+                    row = self._q(
+                        conn,
+                        "SELECT plaintext, received_at FROM inbox WHERE account = $1 AND hash = $2",
+                        self._account,
+                        digest,
+                    ).one()
+                    if row is not None:
+                        if row[0] is None:
+                            raise errors.DuplicateMessage(
+                                "this envelope was already processed and acknowledged"
+                            )
+                        return InboxItem(
+                            digest, self._open("inbox", row_key, row[0]), addr, int(row[1])
+                        )
+                    op = nat.native("Operation").decrypt(
+                        addr, message, pq_ratchet=pq_ratchet, local_address=local_address
+                    )
+                    plaintext = bytes(self._run_with_retries(conn, op))
+                    now = _now_ms()
+                    inserted = self._q(
+                        conn,
+                        "INSERT INTO inbox (account, hash, address, plaintext, received_at) "
+                        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        self._account,
+                        digest,
+                        _address_key(addr),
+                        self._seal("inbox", row_key, plaintext),
+                        now,
+                    )
+                    if inserted.rowcount != 1:
+                        raise _Conflict
+                    return InboxItem(digest, plaintext, addr, now)
+            except _Conflict:
+                continue
+        raise errors.StoreError(
+            f"inbox_decrypt lost the race to concurrent writers {MAX_ATTEMPTS} times"
+        )
+
+    def _run_with_retries(self, conn: Any, op: nat.OperationLike) -> Any:
+        """``_run`` inside savepoints of the current unit, again on a lost race."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                with self._unit() as inner:
+                    return self._run(inner, op)
+            except _Conflict:
+                continue
+        raise errors.StoreError(
+            f"a store operation lost the race to concurrent writers {MAX_ATTEMPTS} times"
+        )
+
+    @_guarded
+    def inbox_pending(self) -> list[InboxItem]:
+        """Decrypted envelopes not acknowledged yet, oldest first."""
+        with self._unit(write=False) as conn:
+            rows = self._q(
+                conn,
+                "SELECT hash, plaintext, address, received_at FROM inbox "
+                "WHERE account = $1 AND acked_at IS NULL ORDER BY received_at, hash",
+                self._account,
+            ).rows
+        return [
+            InboxItem(
+                bytes(h),
+                self._open("inbox", bytes(h).hex(), p),
+                _parse_address(a),
+                int(t),
+            )
+            for h, p, a, t in rows
+        ]
+
+    @_guarded
+    def inbox_ack(self, hash: bytes) -> bool:
+        """Acknowledges a processed envelope: its plaintext is deleted and a tombstone kept
+        (a redelivery then raises ``DuplicateMessage``). Returns whether it was pending. Old
+        tombstones are purged at most once an hour on the way."""
+        now = _now_ms()
+        with self._unit() as conn:
+            result = self._q(
+                conn,
+                "UPDATE inbox SET plaintext = NULL, acked_at = $3 "
+                "WHERE account = $1 AND hash = $2 AND acked_at IS NULL",
+                self._account,
+                bytes(hash),
+                now,
+            )
+            if time.monotonic() - self._last_purge >= _PURGE_INTERVAL_S:
+                self._purge(conn, now - INBOX_RETENTION_MS)
+                self._last_purge = time.monotonic()
+        return result.rowcount == 1
+
+    @_guarded
+    def inbox_purge(self, older_than_ms: int = INBOX_RETENTION_MS) -> int:
+        """Deletes the tombstones acknowledged more than ``older_than_ms`` ago; returns how
+        many."""
+        with self._unit() as conn:
+            n = self._purge(conn, _now_ms() - older_than_ms)
+        self._last_purge = time.monotonic()
+        return n
+
+    def _purge(self, conn: Any, before_ms: int) -> int:
+        return self._q(
+            conn,
+            "DELETE FROM inbox WHERE account = $1 AND acked_at IS NOT NULL AND acked_at < $2",
+            self._account,
+            before_ms,
+        ).rowcount
+
+    # -- encryption at rest -----------------------------------------------------------
+
+    @_guarded
+    def rotate_key(self, new_key: Buffer | None) -> None:
+        """Re-seals every record of this account under ``new_key`` in one transaction (the
+        store's current key opens them). ``None`` stores them unsealed."""
+        new_sealer = self._make_sealer(new_key) if new_key is not None else None
+
+        def reseal(table: str, row_key: str, blob: bytes) -> bytes:
+            data = self._open(table, row_key, blob)
+            return data if new_sealer is None else new_sealer.seal(table, row_key, data)
+
+        a = self._account
+        with self._unit() as conn:
+            row = self._q(conn, "SELECT identity FROM accounts WHERE account = $1", a).one()
+            if row is None:
+                raise errors.StoreError(f"account {a!r} was deleted")
+            writes: list[Statement] = [
+                (
+                    "UPDATE accounts SET identity = $2 WHERE account = $1",
+                    (a, reseal("account", "identity", row[0])),
+                )
+            ]
+            for table, column in (("sessions", "record"), ("identities", "key")):
+                for address, blob in self._q(
+                    conn, f"SELECT address, {column} FROM {table} WHERE account = $1", a
+                ).rows:
+                    writes.append(
+                        (
+                            f"UPDATE {table} SET {column} = $3 WHERE account = $1 AND address = $2",
+                            (a, address, reseal(table, address, blob)),
+                        )
+                    )
+            for table in ("prekeys", "signed_prekeys", "kyber_prekeys"):
+                for id, blob in self._q(
+                    conn, f"SELECT id, record FROM {table} WHERE account = $1", a
+                ).rows:
+                    writes.append(
+                        (
+                            f"UPDATE {table} SET record = $3 WHERE account = $1 AND id = $2",
+                            (a, id, reseal(table, str(id), blob)),
+                        )
+                    )
+            for sender, dist, blob in self._q(
+                conn, "SELECT sender, distribution, record FROM sender_keys WHERE account = $1", a
+            ).rows:
+                writes.append(
+                    (
+                        "UPDATE sender_keys SET record = $4 "
+                        "WHERE account = $1 AND sender = $2 AND distribution = $3",
+                        (a, sender, dist, reseal("sender_keys", f"{sender}/{dist}", blob)),
+                    )
+                )
+            for digest, blob in self._q(
+                conn,
+                "SELECT hash, plaintext FROM inbox WHERE account = $1 AND plaintext IS NOT NULL",
+                a,
+            ).rows:
+                writes.append(
+                    (
+                        "UPDATE inbox SET plaintext = $3 WHERE account = $1 AND hash = $2",
+                        (a, digest, reseal("inbox", bytes(digest).hex(), blob)),
+                    )
+                )
+            self._engine.run_many(conn, writes)
+        self._sealer = new_sealer
+
+    # -- accounts ---------------------------------------------------------------------
+
+    @classmethod
+    def _accounts_in(cls, engine: Engine) -> list[str]:
+        try:
+            with translate_errors(engine):
+                return cls._accounts(engine)
+        finally:
+            with suppress(*engine.driver_errors):
+                engine.close()
+
+    @classmethod
+    def _accounts(cls, engine: Engine) -> list[str]:
+        migrate(engine)
+        with engine.connection() as conn:
+            rows = engine.execute(conn, "SELECT account FROM accounts ORDER BY account").rows
+        return [str(r[0]) for r in rows]
+
+    @classmethod
+    def _delete_account_in(cls, engine: Engine, account: str) -> bool:
+        try:
+            with translate_errors(engine):
+                return cls._delete_account(engine, account)
+        finally:
+            with suppress(*engine.driver_errors):
+                engine.close()
+
+    @classmethod
+    def _delete_account(cls, engine: Engine, account: str) -> bool:
+        migrate(engine)
+        with engine.connection() as conn:
+            engine.begin(conn)
+            try:
+                n = engine.execute(
+                    conn, "DELETE FROM accounts WHERE account = $1", (account,)
+                ).rowcount
+            except BaseException:
+                with suppress(*engine.driver_errors):
+                    engine.rollback(conn)
+                raise
+            engine.commit(conn)
+        return n == 1
+
+
+@contextmanager
+def translate_errors(engine: Engine) -> Iterator[None]:
+    """Turns the driver's exceptions into ``errors.StoreError`` (the original as
+    ``__cause__``); textsecure's own exceptions pass through."""
+    try:
+        yield
+    except errors.TextSecureError:
+        raise
+    except engine.driver_errors as e:
+        raise errors.StoreError(f"{engine.name}: {type(e).__name__}: {e}") from e
