@@ -3,9 +3,10 @@ importable from every test module. Markers and options live in pyproject.toml.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pluggy
@@ -16,6 +17,7 @@ for _p in (_TESTS, _TESTS / "interop"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from pgcluster import PgCluster, require_postgres  # noqa: E402
 from support import SHARED_DIR  # noqa: E402
 
 
@@ -23,6 +25,38 @@ from support import SHARED_DIR  # noqa: E402
 def shared_dir() -> Path:
     """``<repo root>/../shared`` (it may be absent: use ``support.require_shared`` to skip)."""
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL server for the whole session (tests/pgcluster.py): Unix
+    socket only, trust auth, fsync off; stopped and deleted at the end of the session.
+
+    Skips when PostgreSQL or psycopg is missing; under ``TEXTSECURE_STRICT=1`` that fails."""
+    with require_postgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres_cluster: PgCluster) -> str:
+    """Connection string (psycopg 3) of the session cluster's ``postgres`` database, as the
+    superuser ``postgres``: ``host=<socket dir> port=<n> dbname=postgres user=postgres``."""
+    return postgres_cluster.dsn
+
+
+@pytest.fixture
+def postgres_db_factory(postgres_cluster: PgCluster) -> Iterator[Callable[[], str]]:
+    """Call it for another fresh, empty database (its connection string); all of them are
+    dropped after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(postgres_cluster.database())
+
+
+@pytest.fixture
+def postgres_db(postgres_db_factory: Callable[[], str]) -> str:
+    """Connection string of a fresh, empty database ``t_<random>`` on the session cluster,
+    dropped after the test (``WITH (FORCE)``: connections left open are closed)."""
+    return postgres_db_factory()
 
 
 @pytest.hookimpl(hookwrapper=True)
