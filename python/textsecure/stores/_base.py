@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
 from textsecure import errors
 from textsecure._native import (
@@ -268,7 +268,13 @@ class DurableStore:
                 self._account,
             ).one()
             if row is not None:
-                stored = IdentityKeyPair.from_bytes(self._open("account", "identity", row[0]))
+                try:
+                    stored = IdentityKeyPair.from_bytes(self._open("account", "identity", row[0]))
+                except errors.InvalidKey as e:
+                    raise errors.InvalidRecord(
+                        f"the identity of account {self._account!r} does not decode "
+                        "(sealed, and this store has no key?)"
+                    ) from e
                 if identity is not None and bytes(identity.public_key) != bytes(stored.public_key):
                     raise errors.InvalidArgument(
                         f"account {self._account!r} already has a different identity"
@@ -321,7 +327,7 @@ class DurableStore:
         with self._errors():
             self._engine.close()
 
-    def __enter__(self) -> DurableStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
