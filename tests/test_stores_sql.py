@@ -149,7 +149,7 @@ class FakeOp:
         return self._plan(self.attempts, snapshot), f"result {self.attempts}"
 
 
-def _mixin(cls: type[DurableStore]) -> type[DurableStore]:
+def _mixin(cls: type[DurableStore]) -> Any:
     class Store(cls):  # type: ignore[valid-type, misc]
         def _make_sealer(self, key: Any) -> nat.SealerLike:
             if HAVE_NATIVE_SEALER:
@@ -175,28 +175,8 @@ RecPostgresStore = _mixin(PostgresStore)
 
 
 def _fresh_pg_database(request: pytest.FixtureRequest) -> str:
-    try:
-        dsn: str = request.getfixturevalue("postgres_db")
-        return dsn
-    except pytest.FixtureLookupError:
-        pass
-    admin = os.environ.get("TEXTSECURE_PG_ADMIN_DSN")
-    if not admin:
-        pytest.skip("needs PostgreSQL: the postgres_db fixture or TEXTSECURE_PG_ADMIN_DSN")
-    import psycopg
-
-    name = "ts_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    request.addfinalizer(lambda: _drop_pg_database(admin, name))
-    return f"{admin} dbname={name}"
-
-
-def _drop_pg_database(admin: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    dsn: str = request.getfixturevalue("postgres_db")
+    return dsn
 
 
 @dataclass
@@ -1042,3 +1022,95 @@ def test_open_errors(tmp_path: Path) -> None:
     assert info.value.__cause__ is not None
     with pytest.raises(errors.InvalidArgument):
         PostgresStore(object())
+
+
+# ---------------------------------------------------------------------------------------
+# PostgreSQL connections given by the application; several processes
+# ---------------------------------------------------------------------------------------
+
+
+def test_postgres_pool(postgres_db: str) -> None:
+    from psycopg_pool import ConnectionPool
+
+    with ConnectionPool(postgres_db, min_size=1, max_size=3, open=True) as pool:
+        s: Any = RecPostgresStore(pool, account="p")
+        failures: list[BaseException] = []
+
+        def work(base_id: int) -> None:
+            try:
+                for i in range(10):
+                    s.save_prekey(ts.PreKeyRecord.generate(base_id + i))
+                    s.save_session(ALICE, SESSION)
+            except BaseException as e:
+                failures.append(e)
+
+        threads = [threading.Thread(target=work, args=(i * 100,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == []
+        with s.transaction() as tx:
+            tx.connection.execute("CREATE TABLE app (id INTEGER)")
+            tx.connection.execute("INSERT INTO app VALUES (1)")
+            s.save_prekey(ts.PreKeyRecord.generate(999))
+        with pool.connection() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM prekeys").fetchone() == (31,)
+            assert conn.execute("SELECT version FROM sessions").fetchone() == (30,)
+            assert conn.execute("SELECT id FROM app").fetchall() == [(1,)]
+            assert not conn.autocommit  # given back as it was taken
+        s.close()
+        assert not pool.closed
+
+
+def test_postgres_connection_given(postgres_db: str) -> None:
+    import psycopg
+
+    conn = psycopg.connect(postgres_db)
+    try:
+        s: Any = RecPostgresStore(conn, account="c")
+        s.save_prekey(ts.PreKeyRecord.generate(1))
+        s.close()
+        assert not conn.closed  # not ours to close
+        assert conn.execute("SELECT COUNT(*) FROM prekeys").fetchone() == (1,)
+        conn.execute("SELECT 1")  # now inside a transaction (autocommit is on: it is not)
+        conn.autocommit = False
+        conn.execute("SELECT 1")
+        with pytest.raises(errors.InvalidArgument):
+            PostgresStore(conn, account="c")
+    finally:
+        conn.close()
+
+
+_CHILD = """
+import sys
+import textsecure as ts
+from textsecure.stores import SQLiteStore
+with SQLiteStore(sys.argv[1], account=sys.argv[2]) as s:
+    for i in range(20):
+        s.save_prekey(ts.PreKeyRecord.generate(i))
+        record = ts.SessionRecord.from_bytes(bytes.fromhex(sys.argv[3]))
+        s.save_session(ts.Address("shared", 1), record)
+"""
+
+
+def test_sqlite_processes_share_a_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "shared.db")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, path, f"acct{i % 2}", bytes(SESSION).hex()],
+            stderr=subprocess.PIPE,
+        )
+        for i in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    assert SQLiteStore.list_accounts(path) == ["acct0", "acct1"]
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM prekeys").fetchone() == (40,)
+        assert raw.execute("SELECT SUM(version) FROM sessions").fetchone() == (80,)
+    raw.close()
