@@ -168,3 +168,34 @@ def test_pool_and_threads(postgres_db: str) -> None:
         assert failures == []
         bob.close()
         assert not pool.closed  # the application's pool stays open
+
+
+def test_two_stores_one_account_race(open_store: Opener) -> None:
+    """Two store objects (two connections, as two processes would have) decrypt messages of
+    one session at once: locks and version checks keep every message and the ratchet."""
+    first_store = open_store(account="bob")
+    alice, first = _first_message(first_store)
+    assert _cipher(first_store, ALICE).decrypt(first) == b"hello"
+    _cipher(alice, BOB).decrypt(_cipher(first_store, ALICE).encrypt(b"ack"))
+    second_store = open_store(account="bob")
+    messages = [_cipher(alice, BOB).encrypt(b"m%d" % i) for i in range(30)]
+    got: dict[int, bytes] = {}
+    failures: list[BaseException] = []
+
+    def run(store: DurableStore, parity: int) -> None:
+        try:
+            for i in range(parity, len(messages), 2):
+                got[i] = _cipher(store, ALICE).decrypt(messages[i])
+        except BaseException as e:
+            failures.append(e)
+
+    threads = [
+        threading.Thread(target=run, args=(first_store, 0)),
+        threading.Thread(target=run, args=(second_store, 1)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert got == {i: b"m%d" % i for i in range(30)}

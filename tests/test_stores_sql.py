@@ -7,7 +7,6 @@ duck-typed classes carrying real record bytes."""
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 import uuid
@@ -18,10 +17,9 @@ from typing import Any
 
 import pytest
 import textsecure as ts
-from textsecure import _native, errors
+from textsecure import errors
 from textsecure.stores import LATEST_VERSION, DurableStore, PostgresStore, SQLiteStore
 from textsecure.stores import _base as base
-from textsecure.stores import _native_api as nat
 from textsecure.stores._sql import MIGRATIONS, Engine, PostgresEngine, SQLiteEngine, migrate
 
 KEY1 = bytes(range(32))
@@ -40,41 +38,8 @@ TABLES = (
 
 
 # ---------------------------------------------------------------------------------------
-# Stand-ins for the native objects that are not in every build yet
+# Stand-ins for the native Needs / ChangeSet / Snapshot / Operation
 # ---------------------------------------------------------------------------------------
-
-
-class StandInSealer:
-    """AES-256-GCM-SIV with the spec's AAD; used only while ``_native.RecordSealer`` is not
-    in the installed extension."""
-
-    def __init__(self, key: bytes, account: str) -> None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
-
-        self._aead = AESGCMSIV(key)
-        self._account = account
-
-    def _aad(self, table: str, row_key: str) -> bytes:
-        return b"\0".join(
-            [b"textsecure.row.v1", self._account.encode(), table.encode(), row_key.encode()]
-        )
-
-    def seal(self, table: str, row_key: str, data: bytes) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, bytes(data), self._aad(table, row_key))
-
-    def open(self, table: str, row_key: str, blob: bytes) -> bytes:
-        from cryptography.exceptions import InvalidTag
-
-        blob = bytes(blob)
-        try:
-            return self._aead.decrypt(blob[:12], blob[12:], self._aad(table, row_key))
-        except (InvalidTag, ValueError) as e:
-            raise errors.InvalidRecord("sealed record does not open") from e
-
-
-HAVE_NATIVE_SEALER = "RecordSealer" in vars(_native)
-HAVE_NATIVE_OPS = all(n in vars(_native) for n in ("Snapshot", "Operation"))
 
 
 @dataclass
@@ -151,13 +116,6 @@ class FakeOp:
 
 def _mixin(cls: type[DurableStore]) -> Any:
     class Store(cls):  # type: ignore[valid-type, misc]
-        def _make_sealer(self, key: Any) -> nat.SealerLike:
-            if HAVE_NATIVE_SEALER:
-                return super()._make_sealer(key)  # type: ignore[no-any-return]
-            if len(bytes(key)) != 32:
-                raise errors.InvalidArgument("key must be 32 bytes")
-            return StandInSealer(bytes(key), self._account)
-
         def _new_snapshot(self) -> Any:
             return Recorder()
 
