@@ -206,7 +206,7 @@ class DurableStore:
             pass
 
     @contextmanager
-    def _unit(self, *, write: bool = True) -> Iterator[Any]:
+    def _unit(self) -> Iterator[Any]:
         """One unit of work: a transaction (BEGIN IMMEDIATE / BEGIN .. COMMIT), or a savepoint
         when this thread is already inside one. Rolls back if the block raises."""
         if self._closed:
@@ -230,7 +230,7 @@ class DurableStore:
                 local.depth -= 1
             return
         with engine.connection() as conn:
-            engine.begin(conn, write=write)
+            engine.begin(conn)
             local.conn = conn
             try:
                 try:
@@ -247,6 +247,18 @@ class DurableStore:
                 with self._suppressed():
                     engine.rollback(conn)
                 raise
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A connection for ONE read statement: the current transaction's, or an autocommit
+        statement of its own (no BEGIN / COMMIT round trips)."""
+        if self._closed:
+            raise errors.StoreError("the store is closed")
+        if self._local.conn is not None:
+            yield self._local.conn
+            return
+        with self._engine.connection() as conn:
+            yield conn
 
     def _seal(self, table: str, row_key: str, data: bytes) -> bytes:
         return data if self._sealer is None else self._sealer.seal(table, row_key, data)
@@ -545,7 +557,7 @@ class DurableStore:
     def identity(self, address: Address) -> IdentityKey | None:
         """The trusted identity of ``address``, or None."""
         key = _address_key(nat.canonical(address))
-        with self._unit(write=False) as conn:
+        with self._read() as conn:
             row = self._q(
                 conn,
                 "SELECT key FROM identities WHERE account = $1 AND address = $2",
@@ -577,7 +589,7 @@ class DurableStore:
     def session(self, address: Address) -> SessionRecord | None:
         """The session record with ``address``, or None."""
         key = _address_key(nat.canonical(address))
-        with self._unit(write=False) as conn:
+        with self._read() as conn:
             row = self._q(
                 conn,
                 "SELECT record FROM sessions WHERE account = $1 AND address = $2",
@@ -617,7 +629,7 @@ class DurableStore:
     @_guarded
     def session_addresses(self) -> list[Address]:
         """Addresses with a stored session, sorted."""
-        with self._unit(write=False) as conn:
+        with self._read() as conn:
             rows = self._q(
                 conn, "SELECT address FROM sessions WHERE account = $1", self._account
             ).rows
@@ -639,7 +651,7 @@ class DurableStore:
             )
 
     def _load_row(self, table: str, id: int) -> bytes | None:
-        with self._unit(write=False) as conn:
+        with self._read() as conn:
             sql = f"SELECT record FROM {table} WHERE account = $1 AND id = $2"
             row = self._q(conn, sql, self._account, id).one()
         return None if row is None else self._open(table, str(id), row[0])
@@ -777,7 +789,7 @@ class DurableStore:
         ``uuid.UUID`` names a current-format distribution, a ``str`` a legacy group id."""
         addr = _address_key(nat.canonical(sender))
         dist = distribution_key(distribution_id)
-        with self._unit(write=False) as conn:
+        with self._read() as conn:
             row = self._q(
                 conn,
                 "SELECT record FROM sender_keys "
@@ -896,7 +908,7 @@ class DurableStore:
     @_guarded
     def inbox_pending(self) -> list[InboxItem]:
         """Decrypted envelopes not acknowledged yet, oldest first."""
-        with self._unit(write=False) as conn:
+        with self._read() as conn:
             rows = self._q(
                 conn,
                 "SELECT hash, plaintext, address, received_at FROM inbox "
