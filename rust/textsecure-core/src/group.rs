@@ -28,7 +28,8 @@ use crate::curve::{KeyPair, PrivateKey, PublicKey, SigningKey, VerifyingKey, SIG
 use crate::error::{Error, Result};
 use crate::proto::{storage, wire};
 use crate::ratchet::{ChainKey, Secret32, MAX_FORWARD_JUMPS, MAX_MESSAGE_KEYS};
-use crate::store::{Address, ProtocolStore};
+use crate::address::Address;
+use crate::store::ProtocolStore;
 
 /// The sender-key message version (version byte `0x33`).
 pub const SENDERKEY_MESSAGE_VERSION: u8 = 3;

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod address;
 pub mod attachments;
 pub mod crypto;
 pub mod curve;
@@ -19,11 +20,13 @@ pub mod prekey;
 pub mod proto;
 pub mod proto_sealed;
 pub mod ratchet;
+pub mod seal;
 pub mod sealed_sender;
 pub mod session;
 pub mod spqr;
 pub mod state;
 pub mod store;
+pub mod uow;
 
 pub use error::{Error, Result};
 

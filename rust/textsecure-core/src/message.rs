@@ -23,8 +23,8 @@ pub const KYBER_CIPHERTEXT_LENGTH: usize = 1569;
 /// recipient ServiceId (17) ‖ recipient device (1). `None` unless both names are ServiceIds
 /// and both device ids fit in a byte.
 pub fn addresses_field(
-    sender: &crate::store::Address,
-    recipient: &crate::store::Address,
+    sender: &crate::address::Address,
+    recipient: &crate::address::Address,
 ) -> Option<Vec<u8>> {
     let s = sender.service_id_binary()?;
     let r = recipient.service_id_binary()?;

@@ -281,3 +281,68 @@ impl PreKeyBundle {
         Ok(())
     }
 }
+
+/// A new bundle's private parts, to be stored by the caller.
+#[derive(Debug)]
+pub struct NewBundle {
+    /// The public bundle.
+    pub bundle: PreKeyBundle,
+    /// The signed prekey.
+    pub signed_prekey: SignedPreKeyRecord,
+    /// The one-time EC prekey, if any.
+    pub prekey: Option<PreKeyRecord>,
+    /// The Kyber prekey, if any.
+    pub kyber_prekey: Option<KyberPreKeyRecord>,
+}
+
+/// What [`generate_bundle`] makes.
+#[derive(Debug, Clone, Copy)]
+pub struct BundleSpec {
+    /// The device id the bundle announces.
+    pub device_id: u32,
+    /// One-time EC prekey id (None: no one-time prekey).
+    pub prekey_id: Option<u32>,
+    /// Signed prekey id.
+    pub signed_prekey_id: u32,
+    /// Kyber prekey id (None: no Kyber prekey, an X3DH bundle).
+    pub kyber_prekey_id: Option<u32>,
+    /// Timestamp of the signed and Kyber prekeys (ms since the epoch).
+    pub timestamp_ms: u64,
+}
+
+/// Generates the prekeys of a bundle (signed, optional one-time, optional Kyber) for
+/// `identity` and the public bundle announcing them.
+pub fn generate_bundle(
+    identity: &IdentityKeyPair,
+    registration_id: u32,
+    spec: &BundleSpec,
+) -> Result<NewBundle> {
+    let signed = SignedPreKeyRecord::generate(spec.signed_prekey_id, identity, spec.timestamp_ms);
+    let prekey = spec
+        .prekey_id
+        .map(|id| PreKeyRecord::new(id, PrivateKey::generate()));
+    let kyber = spec
+        .kyber_prekey_id
+        .map(|id| KyberPreKeyRecord::generate(id, identity, spec.timestamp_ms))
+        .transpose()?;
+    let bundle = PreKeyBundle {
+        registration_id,
+        device_id: spec.device_id,
+        identity_key: identity.public_key,
+        signed_prekey_id: signed.id,
+        signed_prekey: signed.key_pair.public_key,
+        signed_prekey_signature: signed.signature.clone(),
+        prekey: prekey.as_ref().map(|r| (r.id, r.key_pair.public_key)),
+        kyber: kyber.as_ref().map(|r| KyberBundlePart {
+            id: r.id,
+            public_key: r.key_pair.public_key.clone(),
+            signature: r.signature.clone(),
+        }),
+    };
+    Ok(NewBundle {
+        bundle,
+        signed_prekey: signed,
+        prekey,
+        kyber_prekey: kyber,
+    })
+}

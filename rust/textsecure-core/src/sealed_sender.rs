@@ -28,12 +28,14 @@ use crate::crypto;
 use crate::curve::{KeyPair, PrivateKey, PublicKey};
 use crate::error::{Error, Result};
 use crate::message::{
-    PreKeySignalMessage, SignalMessage, PREKEY_TYPE, SENDERKEY_TYPE, WHISPER_TYPE,
+    CiphertextMessage, PreKeySignalMessage, SignalMessage, PREKEY_TYPE, SENDERKEY_TYPE,
+    WHISPER_TYPE,
 };
 use crate::prekey::IdentityKeyPair;
 use crate::proto_sealed as pb;
 use crate::session;
-use crate::store::{Address, ProtocolStore};
+use crate::address::Address;
+use crate::store::ProtocolStore;
 
 /// The `CiphertextMessageType` of a PlaintextContent message.
 pub const PLAINTEXT_CONTENT_TYPE: u8 = 8;
@@ -1276,30 +1278,59 @@ pub struct SealedSenderDecryptionResult {
     pub plaintext: Vec<u8>,
 }
 
+/// The 1:1 message inside a sealed-sender content (whisper or prekey); any other content type
+/// is refused.
+pub fn inner_message(usmc: &UnidentifiedSenderMessageContent) -> Result<CiphertextMessage> {
+    match usmc.msg_type() {
+        WHISPER_TYPE => Ok(CiphertextMessage::Whisper(SignalMessage::deserialize(
+            usmc.contents(),
+        )?)),
+        PREKEY_TYPE => Ok(CiphertextMessage::PreKey(PreKeySignalMessage::deserialize(
+            usmc.contents(),
+        )?)),
+        _ => Err(Error::InvalidMessage(
+            "sealed message is not a 1:1 message (use unseal for sender key and plaintext content)",
+        )),
+    }
+}
+
+/// Decrypts the 1:1 message inside an unsealed (and validated) content from the certificate's
+/// sender, with the session options. Nothing is stored unless it decrypts.
+pub fn decrypt_usmc_with<S: ProtocolStore>(
+    store: &mut S,
+    usmc: &UnidentifiedSenderMessageContent,
+    options: &session::SessionOptions,
+) -> Result<Vec<u8>> {
+    let remote = usmc.sender().sender_address().canonical();
+    let message = inner_message(usmc)?;
+    session::decrypt_with(store, &remote, &message, options)
+}
+
 /// Unseals (validating the certificate), then decrypts the inner 1:1 message (whisper or
 /// prekey) from the certificate's sender address with the store. Nothing is stored unless
-/// everything succeeds.
+/// everything succeeds. `opts.local_address` also serves as the session's local address.
 pub fn sealed_sender_decrypt<S: ProtocolStore>(
     store: &mut S,
     data: &[u8],
     opts: &UnsealOptions<'_>,
 ) -> Result<SealedSenderDecryptionResult> {
+    let options = session::SessionOptions {
+        local_address: opts.local_address.cloned(),
+        ..Default::default()
+    };
+    sealed_sender_decrypt_with(store, data, opts, &options)
+}
+
+/// [`sealed_sender_decrypt`] with session options (SPQR policy, local address).
+pub fn sealed_sender_decrypt_with<S: ProtocolStore>(
+    store: &mut S,
+    data: &[u8],
+    opts: &UnsealOptions<'_>,
+    options: &session::SessionOptions,
+) -> Result<SealedSenderDecryptionResult> {
     let ours = store.identity_key_pair()?;
     let usmc = unseal(data, &ours, opts)?;
-    let remote = usmc.sender().sender_address();
-    let plaintext = match usmc.msg_type() {
-        WHISPER_TYPE => {
-            let m = SignalMessage::deserialize(usmc.contents())?;
-            session::decrypt_signal_message(store, &remote, &m)?
-        }
-        PREKEY_TYPE => {
-            let m = PreKeySignalMessage::deserialize(usmc.contents())?;
-            session::decrypt_prekey_message(store, &remote, &m)?
-        }
-        _ => return Err(Error::InvalidMessage(
-            "sealed message is not a 1:1 message (use unseal for sender key and plaintext content)",
-        )),
-    };
+    let plaintext = decrypt_usmc_with(store, &usmc, options)?;
     Ok(SealedSenderDecryptionResult { usmc, plaintext })
 }
 
@@ -1314,6 +1345,27 @@ pub fn sealed_sender_encrypt<S: ProtocolStore>(
     content_hint: u32,
     group_id: Option<Vec<u8>>,
 ) -> Result<Vec<u8>> {
+    sealed_sender_encrypt_with(
+        store,
+        remote,
+        sender_certificate,
+        plaintext,
+        content_hint,
+        group_id,
+        &session::SessionOptions::default(),
+    )
+}
+
+/// [`sealed_sender_encrypt`] with session options (the local address for field 6).
+pub fn sealed_sender_encrypt_with<S: ProtocolStore>(
+    store: &mut S,
+    remote: &Address,
+    sender_certificate: &SenderCertificate,
+    plaintext: &[u8],
+    content_hint: u32,
+    group_id: Option<Vec<u8>>,
+    options: &session::SessionOptions,
+) -> Result<Vec<u8>> {
     let ours = store.identity_key_pair()?;
     let their = store
         .identity(remote)?
@@ -1325,7 +1377,7 @@ pub fn sealed_sender_encrypt<S: ProtocolStore>(
             "the sender certificate is not for this store's identity",
         ));
     }
-    let msg = session::encrypt(store, remote, plaintext)?;
+    let msg = session::encrypt_with(store, remote, plaintext, options)?;
     let usmc = UnidentifiedSenderMessageContent::new(
         msg.message_type(),
         sender_certificate.clone(),

@@ -25,7 +25,8 @@ use crate::spqr;
 use crate::state::{
     PendingPreKey, ReceiverChain, SenderChain, SessionRecord, SessionState, StoredMessageKey,
 };
-use crate::store::{Address, ProtocolStore};
+use crate::address::Address;
+use crate::store::ProtocolStore;
 
 /// Whether new version-4 sessions require the SPQR triple ratchet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -648,7 +649,7 @@ pub fn decrypt_prekey_message_with<S: ProtocolStore>(
         store.remove_prekey(id)?;
     }
     if let Some(id) = msg.kyber_pre_key_id() {
-        store.mark_kyber_prekey_used(id)?;
+        store.mark_kyber_prekey_used(id, msg.signed_pre_key_id(), msg.base_key())?;
     }
     Ok(plaintext)
 }

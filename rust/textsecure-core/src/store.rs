@@ -1,81 +1,13 @@
 //! The store interface the session logic runs against, and an in-memory store.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-
+pub use crate::address::Address;
 use crate::curve::PublicKey;
 use crate::error::{Error, Result};
 use crate::group::{DistributionKey, SenderKeyRecord};
 use crate::prekey::{IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord};
 use crate::state::SessionRecord;
-
-/// A remote party: a name (service id, phone number, JID user...) and a device id.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Address {
-    /// The name.
-    pub name: String,
-    /// The device id.
-    pub device_id: u32,
-}
-
-impl Address {
-    /// A new address.
-    pub fn new(name: impl Into<String>, device_id: u32) -> Self {
-        Self {
-            name: name.into(),
-            device_id,
-        }
-    }
-}
-
-impl Address {
-    /// The fixed-width binary ServiceId of the name (17 bytes: kind 0x00 ACI or 0x01 PNI, then
-    /// the 16 UUID bytes), if the name is a ServiceId string: a hyphenated UUID (an ACI) or
-    /// `PNI:` followed by one.
-    pub fn service_id_binary(&self) -> Option<[u8; 17]> {
-        let (kind, uuid) = match self.name.strip_prefix("PNI:") {
-            Some(rest) => (1u8, rest),
-            None => (0u8, self.name.as_str()),
-        };
-        let b = uuid.as_bytes();
-        if b.len() != 36 {
-            return None;
-        }
-        let mut out = [0u8; 17];
-        out[0] = kind;
-        let mut n = 0usize;
-        let mut hi: Option<u8> = None;
-        for (i, &c) in b.iter().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                if c != b'-' {
-                    return None;
-                }
-                continue;
-            }
-            let v = (c as char).to_digit(16)? as u8;
-            match hi.take() {
-                None => hi = Some(v),
-                Some(h) => {
-                    n += 1;
-                    *out.get_mut(n)? = (h << 4) | v;
-                }
-            }
-        }
-        (n == 16).then_some(out)
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.name, self.device_id)
-    }
-}
-
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({self})")
-    }
-}
+use crate::uow::{ChangeSet, Conflict, Needs, Snapshot, Version};
 
 /// Everything the session logic needs from a store.
 ///
@@ -114,8 +46,15 @@ pub trait ProtocolStore {
     fn load_signed_prekey(&self, id: u32) -> Result<Option<SignedPreKeyRecord>>;
     /// A Kyber prekey.
     fn load_kyber_prekey(&self, id: u32) -> Result<Option<KyberPreKeyRecord>>;
-    /// Marks a Kyber prekey used: a one-time key is removed, a last-resort key is kept.
-    fn mark_kyber_prekey_used(&mut self, id: u32) -> Result<()>;
+    /// Marks a Kyber prekey used by a session set up with `signed_prekey_id` and `base_key`: a
+    /// one-time key is removed; a last-resort key is kept and the triple recorded, and a
+    /// triple seen before fails with [`Error::InvalidMessage`] (as libsignal's store does).
+    fn mark_kyber_prekey_used(
+        &mut self,
+        id: u32,
+        signed_prekey_id: u32,
+        base_key: &PublicKey,
+    ) -> Result<()>;
     /// Records that a session was set up from `base_key` with signed prekey `signed_prekey_id`
     /// and no one-time EC prekey. Fails with [`Error::InvalidMessage`] if that pair was seen
     /// before: a replayed PreKeySignalMessage must never set up a second session, even after
@@ -182,6 +121,12 @@ pub struct InMemoryStore {
     pub used_base_keys: HashMap<u32, HashSet<PublicKey>>,
     /// Sender-key records by (sender, distribution).
     pub sender_keys: HashMap<(Address, DistributionKey), SenderKeyRecord>,
+    /// Last-resort Kyber uses: (Kyber id, signed prekey id, base key).
+    pub kyber_last_resort_uses: HashSet<(u32, u32, PublicKey)>,
+    /// Versions of session records (kept after removal, so a version is never reused).
+    session_versions: HashMap<Address, Version>,
+    /// Versions of sender-key records (likewise).
+    sender_key_versions: HashMap<(Address, DistributionKey), Version>,
 }
 
 impl InMemoryStore {
@@ -197,6 +142,9 @@ impl InMemoryStore {
             kyber_prekeys: HashMap::new(),
             used_base_keys: HashMap::new(),
             sender_keys: HashMap::new(),
+            kyber_last_resort_uses: HashSet::new(),
+            session_versions: HashMap::new(),
+            sender_key_versions: HashMap::new(),
         }
     }
 
@@ -219,6 +167,125 @@ impl InMemoryStore {
     /// Replaces the identity of `address` (explicit trust of a changed key).
     pub fn trust(&mut self, address: &Address, key: PublicKey) {
         self.identities.insert(address.clone(), key);
+    }
+
+    /// The version of the session record of `address` (0: never stored).
+    pub fn session_version(&self, address: &Address) -> Version {
+        self.session_versions.get(address).copied().unwrap_or(0)
+    }
+
+    fn bump_session(&mut self, address: &Address) {
+        *self.session_versions.entry(address.clone()).or_insert(0) += 1;
+    }
+
+    fn bump_sender_key(&mut self, key: &(Address, DistributionKey)) {
+        *self.sender_key_versions.entry(key.clone()).or_insert(0) += 1;
+    }
+
+    /// Stores (replaces) the session record of `address`.
+    pub fn put_session(&mut self, address: &Address, record: SessionRecord) {
+        self.sessions.insert(address.clone(), record);
+        self.bump_session(address);
+    }
+
+    /// Removes the session record of `address`.
+    pub fn delete_session(&mut self, address: &Address) {
+        if self.sessions.remove(address).is_some() {
+            self.bump_session(address);
+        }
+    }
+
+    /// Stores (replaces) a sender-key record.
+    pub fn put_sender_key(&mut self, key: (Address, DistributionKey), record: SenderKeyRecord) {
+        self.bump_sender_key(&key);
+        self.sender_keys.insert(key, record);
+    }
+
+    /// Removes a sender-key record.
+    pub fn delete_sender_key(&mut self, key: &(Address, DistributionKey)) {
+        if self.sender_keys.remove(key).is_some() {
+            self.bump_sender_key(key);
+        }
+    }
+
+    /// Loads what an operation needs (copies: the store may change while the plan runs).
+    pub fn snapshot(&self, needs: &Needs) -> Snapshot {
+        let mut s = Snapshot::new(self.identity.clone(), self.registration_id);
+        for a in &needs.sessions {
+            s.add_session(a.clone(), self.sessions.get(a).cloned(), self.session_version(a));
+        }
+        for a in &needs.identities {
+            s.add_identity(a.clone(), self.identities.get(a).copied());
+        }
+        for id in &needs.prekeys {
+            s.add_prekey(*id, self.prekeys.get(id).cloned());
+        }
+        for id in &needs.signed_prekeys {
+            s.add_signed_prekey(*id, self.signed_prekeys.get(id).cloned());
+        }
+        for id in &needs.kyber_prekeys {
+            s.add_kyber_prekey(*id, self.kyber_prekeys.get(id).cloned());
+        }
+        for (id, base) in &needs.base_keys {
+            let seen = self.used_base_keys.get(id).is_some_and(|b| b.contains(base));
+            s.add_base_key(*id, *base, seen);
+        }
+        for key in &needs.sender_keys {
+            let version = self.sender_key_versions.get(key).copied().unwrap_or(0);
+            s.add_sender_key(
+                key.0.clone(),
+                key.1.clone(),
+                self.sender_keys.get(key).cloned(),
+                version,
+            );
+        }
+        s
+    }
+
+    /// Applies a change set atomically: if any record it read has changed since (or a unique
+    /// use was recorded meanwhile) nothing is applied and [`Conflict`] is returned.
+    pub fn apply(&mut self, changes: ChangeSet) -> std::result::Result<(), Conflict> {
+        let stale = changes
+            .sessions
+            .iter()
+            .any(|(a, v, _)| self.session_version(a) != *v)
+            || changes.sender_keys.iter().any(|(s, d, v, _)| {
+                let key = (s.clone(), d.clone());
+                self.sender_key_versions.get(&key).copied().unwrap_or(0) != *v
+            })
+            || changes
+                .base_keys
+                .iter()
+                .any(|(id, b)| self.used_base_keys.get(id).is_some_and(|s| s.contains(b)))
+            || changes
+                .kyber_last_resort_uses
+                .iter()
+                .any(|t| self.kyber_last_resort_uses.contains(t));
+        if stale {
+            return Err(Conflict);
+        }
+        for (a, _, r) in changes.sessions {
+            self.put_session(&a, r);
+        }
+        for (a, k) in changes.identities {
+            self.identities.insert(a, k);
+        }
+        for id in changes.removed_prekeys {
+            self.prekeys.remove(&id);
+        }
+        for id in changes.removed_kyber_prekeys {
+            self.kyber_prekeys.remove(&id);
+        }
+        for t in changes.kyber_last_resort_uses {
+            self.kyber_last_resort_uses.insert(t);
+        }
+        for (id, b) in changes.base_keys {
+            self.used_base_keys.entry(id).or_default().insert(b);
+        }
+        for (s, d, _, r) in changes.sender_keys {
+            self.put_sender_key((s, d), r);
+        }
+        Ok(())
     }
 }
 
@@ -255,6 +322,7 @@ impl ProtocolStore for InMemoryStore {
             Some(r) => f(r),
             None => f(self.sessions.entry(address.clone()).or_default()),
         }
+        self.bump_session(address);
         Ok(())
     }
     fn load_prekey(&self, id: u32) -> Result<Option<PreKeyRecord>> {
@@ -270,9 +338,27 @@ impl ProtocolStore for InMemoryStore {
     fn load_kyber_prekey(&self, id: u32) -> Result<Option<KyberPreKeyRecord>> {
         Ok(self.kyber_prekeys.get(&id).map(|(r, _)| r.clone()))
     }
-    fn mark_kyber_prekey_used(&mut self, id: u32) -> Result<()> {
-        if let Some((_, false)) = self.kyber_prekeys.get(&id) {
-            self.kyber_prekeys.remove(&id);
+    fn mark_kyber_prekey_used(
+        &mut self,
+        id: u32,
+        signed_prekey_id: u32,
+        base_key: &PublicKey,
+    ) -> Result<()> {
+        match self.kyber_prekeys.get(&id) {
+            Some((_, false)) => {
+                self.kyber_prekeys.remove(&id);
+            }
+            Some((_, true)) => {
+                if !self
+                    .kyber_last_resort_uses
+                    .insert((id, signed_prekey_id, *base_key))
+                {
+                    return Err(Error::InvalidMessage(
+                        "PreKeySignalMessage replayed (last-resort Kyber use seen)",
+                    ));
+                }
+            }
+            None => {}
         }
         Ok(())
     }
@@ -306,8 +392,7 @@ impl ProtocolStore for InMemoryStore {
         distribution: &DistributionKey,
         record: &SenderKeyRecord,
     ) -> Result<()> {
-        self.sender_keys
-            .insert((sender.clone(), distribution.clone()), record.clone());
+        self.put_sender_key((sender.clone(), distribution.clone()), record.clone());
         Ok(())
     }
     fn read_sender_key<R>(
@@ -326,10 +411,9 @@ impl ProtocolStore for InMemoryStore {
         distribution: &DistributionKey,
         f: impl FnOnce(&mut SenderKeyRecord),
     ) -> Result<()> {
-        f(self
-            .sender_keys
-            .entry((sender.clone(), distribution.clone()))
-            .or_default());
+        let key = (sender.clone(), distribution.clone());
+        f(self.sender_keys.entry(key.clone()).or_default());
+        self.bump_sender_key(&key);
         Ok(())
     }
 }

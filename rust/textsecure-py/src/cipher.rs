@@ -3,17 +3,23 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use textsecure_core::message::CiphertextMessage;
-use textsecure_core::session;
+use pyo3::types::PyTuple;
 
-use crate::errors::to_py_for;
+use textsecure_core::message::{
+    self as core_message, CiphertextMessage, PREKEY_TYPE, WHISPER_TYPE,
+};
+use textsecure_core::session;
+use textsecure_core::uow;
+
+use crate::errors::{to_py, CoreResultExt};
 use crate::messages::{PreKeySignalMessage, SignalMessage};
 use crate::records::PreKeyBundle;
-use crate::store::{Address, MemoryStore};
+use crate::store::Address;
+use crate::uow::{check_store, execute};
 
-#[pyclass(module = "textsecure._native", name = "SessionCipher")]
+#[pyclass(module = "textsecure._native", name = "SessionCipher", frozen)]
 pub(crate) struct SessionCipher {
-    store: Py<MemoryStore>,
+    store: Py<PyAny>,
     remote: Py<Address>,
     pq_ratchet: Py<PyAny>,
     local: Option<Py<Address>>,
@@ -21,8 +27,8 @@ pub(crate) struct SessionCipher {
 }
 
 /// `PqRatchet.REQUIRED` / `PqRatchet.PREFERRED` (by value, so any enum with those values works).
-fn pq_policy(obj: Option<&Bound<'_, PyAny>>) -> PyResult<session::PqRatchetPolicy> {
-    let Some(obj) = obj else {
+pub(crate) fn pq_policy(obj: Option<&Bound<'_, PyAny>>) -> PyResult<session::PqRatchetPolicy> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(session::PqRatchetPolicy::Required);
     };
     let value: String = obj
@@ -36,6 +42,38 @@ fn pq_policy(obj: Option<&Bound<'_, PyAny>>) -> PyResult<session::PqRatchetPolic
             "pq_ratchet must be a textsecure.PqRatchet",
         )),
     }
+}
+
+/// A 1:1 message argument: a `SignalMessage`, a `PreKeySignalMessage`, or a `(type, body)`
+/// pair as received from the wire.
+pub(crate) fn message_arg(message: &Bound<'_, PyAny>) -> PyResult<CiphertextMessage> {
+    if let Ok(m) = message.cast::<SignalMessage>() {
+        return Ok(CiphertextMessage::Whisper(m.get().inner.clone()));
+    }
+    if let Ok(m) = message.cast::<PreKeySignalMessage>() {
+        return Ok(CiphertextMessage::PreKey(m.get().inner.clone()));
+    }
+    if let Ok(t) = message.cast::<PyTuple>() {
+        if t.len() == 2 {
+            let ty: crate::convert::Int<u8> = t.get_item(0)?.extract()?;
+            let item = t.get_item(1)?;
+            let body: crate::convert::BytesLike<'_> = item.extract()?;
+            return match ty.0 {
+                WHISPER_TYPE => Ok(CiphertextMessage::Whisper(
+                    core_message::SignalMessage::deserialize(&body).py()?,
+                )),
+                PREKEY_TYPE => Ok(CiphertextMessage::PreKey(
+                    core_message::PreKeySignalMessage::deserialize(&body).py()?,
+                )),
+                _ => Err(to_py(textsecure_core::Error::InvalidMessage(
+                    "not a 1:1 message type (2 or 3)",
+                ))),
+            };
+        }
+    }
+    Err(PyTypeError::new_err(
+        "message must be a SignalMessage, a PreKeySignalMessage or a (type, body) pair",
+    ))
 }
 
 #[pymethods]
@@ -53,18 +91,18 @@ impl SessionCipher {
             local_address: local_address.as_ref().map(|a| a.get().inner.clone()),
             pq_ratchet: pq_policy(pq_ratchet.as_ref())?,
         };
-        let store = store
-            .cast::<MemoryStore>()
-            .map_err(|_| PyTypeError::new_err("store must be a textsecure MemoryStore"))?
-            .clone()
-            .unbind();
         Ok(Self {
-            store,
+            store: check_store(store)?,
             remote: remote.unbind(),
             pq_ratchet: pq_ratchet.map_or_else(|| py.None(), Bound::unbind),
             local: local_address.map(Bound::unbind),
             options,
         })
+    }
+
+    #[getter]
+    fn store(&self, py: Python<'_>) -> Py<PyAny> {
+        self.store.clone_ref(py)
     }
 
     #[getter]
@@ -84,15 +122,12 @@ impl SessionCipher {
 
     /// Starts a session from the peer's bundle (X3DH or PQXDH); verifies its signatures.
     fn process_bundle(&self, py: Python<'_>, bundle: &Bound<'_, PreKeyBundle>) -> PyResult<()> {
-        let mut store = self.store.borrow_mut(py);
-        let remote = self.remote.get();
-        session::process_prekey_bundle_with(
-            &mut store.inner,
-            &remote.inner,
-            &bundle.get().inner,
-            &self.options,
-        )
-        .map_err(|e| to_py_for(py, e, remote))
+        let op = uow::Operation::ProcessBundle {
+            remote: self.remote.get().inner.clone(),
+            bundle: bundle.get().inner.clone(),
+            options: self.options.clone(),
+        };
+        execute(py, self.store.bind(py), op).map(drop)
     }
 
     /// Encrypts: a PreKeySignalMessage until the peer has replied, then SignalMessages.
@@ -101,49 +136,23 @@ impl SessionCipher {
         py: Python<'_>,
         plaintext: crate::convert::BytesLike<'_>,
     ) -> PyResult<Py<PyAny>> {
-        let msg = {
-            let mut store = self.store.borrow_mut(py);
-            let remote = self.remote.get();
-            session::encrypt_with(&mut store.inner, &remote.inner, &plaintext, &self.options)
-                .map_err(|e| to_py_for(py, e, remote))?
+        let op = uow::Operation::Encrypt {
+            remote: self.remote.get().inner.clone(),
+            plaintext: plaintext.to_vec(),
+            options: self.options.clone(),
         };
-        Ok(match msg {
-            CiphertextMessage::Whisper(m) => Py::new(py, SignalMessage { inner: m })?.into_any(),
-            CiphertextMessage::PreKey(m) => {
-                Py::new(py, PreKeySignalMessage { inner: m })?.into_any()
-            }
-        })
+        execute(py, self.store.bind(py), op)
     }
 
-    /// Decrypts a SignalMessage or PreKeySignalMessage. On any failure nothing is stored.
-    fn decrypt<'py>(
-        &self,
-        py: Python<'py>,
-        message: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        let mut store = self.store.borrow_mut(py);
-        let remote = self.remote.get();
-        let r = if let Ok(m) = message.cast::<SignalMessage>() {
-            session::decrypt_signal_message_with(
-                &mut store.inner,
-                &remote.inner,
-                &m.get().inner,
-                &self.options,
-            )
-        } else if let Ok(m) = message.cast::<PreKeySignalMessage>() {
-            session::decrypt_prekey_message_with(
-                &mut store.inner,
-                &remote.inner,
-                &m.get().inner,
-                &self.options,
-            )
-        } else {
-            return Err(PyTypeError::new_err(
-                "message must be a SignalMessage or PreKeySignalMessage",
-            ));
+    /// Decrypts a SignalMessage or PreKeySignalMessage (or a `(type, body)` pair). On any
+    /// failure nothing is stored.
+    fn decrypt(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let op = uow::Operation::Decrypt {
+            remote: self.remote.get().inner.clone(),
+            message: message_arg(message)?,
+            options: self.options.clone(),
         };
-        let pt = r.map_err(|e| to_py_for(py, e, remote))?;
-        Ok(pyo3::types::PyBytes::new(py, &pt))
+        execute(py, self.store.bind(py), op)
     }
 
     fn __repr__(&self) -> String {

@@ -7,14 +7,13 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 
 use textsecure_core::group::{self, DistributionKey};
-use textsecure_core::message::{CiphertextMessage, SENDERKEY_TYPE};
-use textsecure_core::session;
+use textsecure_core::message::SENDERKEY_TYPE;
 
 use crate::convert::{message_type, BytesLike};
-use crate::errors::{to_py_for, CoreResultExt};
+use crate::errors::CoreResultExt;
 use crate::keys::PublicKey;
-use crate::messages::{PreKeySignalMessage, SignalMessage};
-use crate::store::{Address, MemoryStore};
+use crate::store::Address;
+use textsecure_core::uow::Operation as Op;
 
 static UUID_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -51,12 +50,13 @@ pub(crate) fn distribution_key_arg(obj: &Bound<'_, PyAny>) -> PyResult<Distribut
         .map_err(|_| PyTypeError::new_err("distribution id must be a uuid.UUID or a group id str"))
 }
 
-fn memory_store(store: &Bound<'_, PyAny>) -> PyResult<Py<MemoryStore>> {
-    Ok(store
-        .cast::<MemoryStore>()
-        .map_err(|_| PyTypeError::new_err("store must be a textsecure MemoryStore"))?
-        .clone()
-        .unbind())
+/// Runs a sender-key operation on the cipher's store.
+fn run(
+    py: Python<'_>,
+    store: &Py<PyAny>,
+    op: textsecure_core::uow::Operation,
+) -> PyResult<Py<PyAny>> {
+    crate::uow::execute(py, store.bind(py), op)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ impl SenderKeyRecord {
 /// Sender keys in the current (libsignal) format for one distribution id.
 #[pyclass(module = "textsecure._native", name = "GroupCipher", frozen)]
 pub(crate) struct GroupCipher {
-    store: Py<MemoryStore>,
+    store: Py<PyAny>,
     key: DistributionKey,
     distribution_id: Py<PyAny>,
 }
@@ -325,7 +325,7 @@ impl GroupCipher {
     fn new(store: &Bound<'_, PyAny>, distribution_id: &Bound<'_, PyAny>) -> PyResult<Self> {
         let id = uuid_arg(distribution_id)?;
         Ok(Self {
-            store: memory_store(store)?,
+            store: crate::uow::check_store(store)?,
             key: DistributionKey::Uuid(id),
             distribution_id: distribution_id.clone().unbind(),
         })
@@ -341,11 +341,12 @@ impl GroupCipher {
         &self,
         py: Python<'_>,
         sender: &Bound<'_, Address>,
-    ) -> PyResult<SenderKeyDistributionMessage> {
-        let mut store = self.store.borrow_mut(py);
-        let inner =
-            group::create_distribution(&mut store.inner, &sender.get().inner, &self.key).py()?;
-        Ok(SenderKeyDistributionMessage { inner })
+    ) -> PyResult<Py<PyAny>> {
+        let op = Op::CreateDistribution {
+            sender: sender.get().inner.clone(),
+            key: self.key.clone(),
+        };
+        run(py, &self.store, op)
     }
 
     /// Stores the sender key that `sender` distributed (for this distribution id).
@@ -358,14 +359,12 @@ impl GroupCipher {
         let m = message
             .cast::<SenderKeyDistributionMessage>()
             .map_err(|_| PyTypeError::new_err("message must be a SenderKeyDistributionMessage"))?;
-        let mut store = self.store.borrow_mut(py);
-        group::process_distribution(
-            &mut store.inner,
-            &sender.get().inner,
-            &self.key,
-            &m.get().inner,
-        )
-        .py()
+        let op = Op::ProcessDistribution {
+            sender: sender.get().inner.clone(),
+            key: self.key.clone(),
+            message: m.get().inner.clone(),
+        };
+        run(py, &self.store, op).map(drop)
     }
 
     /// Encrypts and signs with our sender key.
@@ -374,11 +373,13 @@ impl GroupCipher {
         py: Python<'_>,
         sender: &Bound<'_, Address>,
         plaintext: BytesLike<'_>,
-    ) -> PyResult<SenderKeyMessage> {
-        let mut store = self.store.borrow_mut(py);
-        let inner =
-            group::encrypt(&mut store.inner, &sender.get().inner, &self.key, &plaintext).py()?;
-        Ok(SenderKeyMessage { inner })
+    ) -> PyResult<Py<PyAny>> {
+        let op = Op::GroupEncrypt {
+            sender: sender.get().inner.clone(),
+            key: self.key.clone(),
+            plaintext: plaintext.to_vec(),
+        };
+        run(py, &self.store, op)
     }
 
     /// Verifies and decrypts a message from `sender`. On any failure nothing is stored.
@@ -387,19 +388,16 @@ impl GroupCipher {
         py: Python<'py>,
         sender: &Bound<'py, Address>,
         message: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
+    ) -> PyResult<Py<PyAny>> {
         let m = message
             .cast::<SenderKeyMessage>()
             .map_err(|_| PyTypeError::new_err("message must be a SenderKeyMessage"))?;
-        let mut store = self.store.borrow_mut(py);
-        let pt = group::decrypt(
-            &mut store.inner,
-            &sender.get().inner,
-            &self.key,
-            &m.get().inner,
-        )
-        .py()?;
-        Ok(PyBytes::new(py, &pt))
+        let op = Op::GroupDecrypt {
+            sender: sender.get().inner.clone(),
+            key: self.key.clone(),
+            message: m.get().inner.clone(),
+        };
+        run(py, &self.store, op)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -413,7 +411,7 @@ impl GroupCipher {
 /// Sender keys in the WhatsApp-era format, named by a group id string.
 #[pyclass(module = "textsecure._native", name = "LegacyGroupCipher", frozen)]
 pub(crate) struct LegacyGroupCipher {
-    store: Py<MemoryStore>,
+    store: Py<PyAny>,
     key: DistributionKey,
     group_id: String,
 }
@@ -423,7 +421,7 @@ impl LegacyGroupCipher {
     #[new]
     fn new(store: &Bound<'_, PyAny>, group_id: String) -> PyResult<Self> {
         Ok(Self {
-            store: memory_store(store)?,
+            store: crate::uow::check_store(store)?,
             key: DistributionKey::GroupId(group_id.clone()),
             group_id,
         })
@@ -439,11 +437,12 @@ impl LegacyGroupCipher {
         &self,
         py: Python<'_>,
         sender: &Bound<'_, Address>,
-    ) -> PyResult<LegacySenderKeyDistributionMessage> {
-        let mut store = self.store.borrow_mut(py);
-        let inner =
-            group::create_distribution(&mut store.inner, &sender.get().inner, &self.key).py()?;
-        Ok(LegacySenderKeyDistributionMessage { inner })
+    ) -> PyResult<Py<PyAny>> {
+        let op = Op::CreateDistribution {
+            sender: sender.get().inner.clone(),
+            key: self.key.clone(),
+        };
+        run(py, &self.store, op)
     }
 
     /// Stores the sender key that `sender` distributed; takes a
@@ -467,8 +466,12 @@ impl LegacyGroupCipher {
                 &parsed
             }
         };
-        let mut store = self.store.borrow_mut(py);
-        group::process_distribution(&mut store.inner, &sender.get().inner, &self.key, m).py()
+        let op = Op::ProcessDistribution {
+            sender: sender.get().inner.clone(),
+            key: self.key.clone(),
+            message: m.clone(),
+        };
+        run(py, &self.store, op).map(drop)
     }
 
     /// Encrypts and signs with our sender key.
@@ -477,11 +480,13 @@ impl LegacyGroupCipher {
         py: Python<'_>,
         sender: &Bound<'_, Address>,
         plaintext: BytesLike<'_>,
-    ) -> PyResult<LegacySenderKeyMessage> {
-        let mut store = self.store.borrow_mut(py);
-        let inner =
-            group::encrypt(&mut store.inner, &sender.get().inner, &self.key, &plaintext).py()?;
-        Ok(LegacySenderKeyMessage { inner })
+    ) -> PyResult<Py<PyAny>> {
+        let op = Op::GroupEncrypt {
+            sender: sender.get().inner.clone(),
+            key: self.key.clone(),
+            plaintext: plaintext.to_vec(),
+        };
+        run(py, &self.store, op)
     }
 
     /// Verifies and decrypts a LegacySenderKeyMessage (or its bytes) from `sender`.
@@ -490,7 +495,7 @@ impl LegacyGroupCipher {
         py: Python<'py>,
         sender: &Bound<'py, Address>,
         message: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
+    ) -> PyResult<Py<PyAny>> {
         let parsed;
         let m = match message.cast::<LegacySenderKeyMessage>() {
             Ok(m) => &m.get().inner,
@@ -502,9 +507,12 @@ impl LegacyGroupCipher {
                 &parsed
             }
         };
-        let mut store = self.store.borrow_mut(py);
-        let pt = group::decrypt(&mut store.inner, &sender.get().inner, &self.key, m).py()?;
-        Ok(PyBytes::new(py, &pt))
+        let op = Op::GroupDecrypt {
+            sender: sender.get().inner.clone(),
+            key: self.key.clone(),
+            message: m.clone(),
+        };
+        run(py, &self.store, op)
     }
 
     fn __repr__(&self) -> String {
@@ -527,7 +535,7 @@ pub(crate) fn encrypt_fanout<'py>(
     addresses: &Bound<'py, PyAny>,
     plaintext: BytesLike<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let store = memory_store(store)?;
+    let store = crate::uow::check_store(store)?;
     // Check every argument before the first encryption, so a TypeError changes nothing.
     let mut targets: Vec<Bound<'py, Address>> = Vec::new();
     for item in addresses.try_iter()? {
@@ -537,23 +545,28 @@ pub(crate) fn encrypt_fanout<'py>(
             .map_err(|_| PyTypeError::new_err("addresses must be textsecure Address objects"))?;
         targets.push(addr);
     }
+    let op = Op::Fanout {
+        remotes: targets.iter().map(|a| a.get().inner.clone()).collect(),
+        plaintext: plaintext.to_vec(),
+        options: Default::default(),
+    };
+    // The operation canonicalises and de-duplicates; results come back per canonical address.
+    let canonical: Vec<_> = match op.clone().canonicalize() {
+        Op::Fanout { remotes, .. } => remotes,
+        _ => Vec::new(),
+    };
+    let results = run(py, &store, op)?;
+    let results = results.bind(py);
     let out = PyDict::new(py);
-    let mut store = store.borrow_mut(py);
     for addr in targets {
         if out.contains(&addr)? {
             continue;
         }
-        let remote = addr.get();
-        let value = match session::encrypt(&mut store.inner, &remote.inner, &plaintext) {
-            Ok(CiphertextMessage::Whisper(m)) => {
-                Py::new(py, SignalMessage { inner: m })?.into_any()
-            }
-            Ok(CiphertextMessage::PreKey(m)) => {
-                Py::new(py, PreKeySignalMessage { inner: m })?.into_any()
-            }
-            Err(e) => to_py_for(py, e, remote).into_value(py).into_any(),
+        let c = addr.get().inner.canonical();
+        let Some(i) = canonical.iter().position(|x| *x == c) else {
+            continue;
         };
-        out.set_item(&addr, value)?;
+        out.set_item(&addr, results.get_item(i)?)?;
     }
     Ok(out)
 }

@@ -18,6 +18,7 @@ mod messages;
 mod records;
 mod sealed;
 mod store;
+mod uow;
 
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -32,5 +33,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hazmat::register(m)?;
     fingerprint::register(m)?;
     sealed::register(m)?;
+    uow::register(m)?;
     Ok(())
 }

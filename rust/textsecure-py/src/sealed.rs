@@ -11,11 +11,11 @@ use textsecure_core::sealed_sender as ss;
 use textsecure_core::Error;
 
 use crate::convert::{message_type, BytesLike, Int};
-use crate::errors::{to_py, to_py_for, CoreResultExt};
+use crate::errors::{to_py, CoreResultExt};
 use crate::keys::{
     new_identity_key, private_key_arg, public_key_arg, IdentityKey, IdentityKeyPair, PublicKey,
 };
-use crate::store::{Address, MemoryStore};
+use crate::store::Address;
 
 static CONTENT_HINT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -405,6 +405,22 @@ impl UnidentifiedSenderMessageContent {
 
 // ---------------------------------------------------------------------------------------------
 
+/// The Python result of a sealed-sender decryption.
+pub(crate) fn sealed_result(
+    py: Python<'_>,
+    usmc: ss::UnidentifiedSenderMessageContent,
+    plaintext: &[u8],
+) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(
+        py,
+        SealedSenderResult {
+            content: Py::new(py, UnidentifiedSenderMessageContent { inner: usmc })?,
+            plaintext: PyBytes::new(py, plaintext).unbind(),
+        },
+    )?
+    .into_any())
+}
+
 #[pyclass(module = "textsecure._native", name = "SealedSenderResult", frozen)]
 pub(crate) struct SealedSenderResult {
     content: Py<UnidentifiedSenderMessageContent>,
@@ -629,9 +645,10 @@ fn sealed_sender_multi_recipient_message_for_single_recipient<'py>(
 
 // ---------------------------------------------------------------------------------------------
 
-#[pyclass(module = "textsecure._native", name = "SealedSessionCipher")]
+#[pyclass(module = "textsecure._native", name = "SealedSessionCipher", frozen)]
 pub(crate) struct SealedSessionCipher {
-    store: Py<MemoryStore>,
+    store: Py<PyAny>,
+    options: textsecure_core::session::SessionOptions,
 }
 
 struct UnsealArgs {
@@ -667,14 +684,22 @@ impl UnsealArgs {
 
 #[pymethods]
 impl SealedSessionCipher {
+    /// `pq_ratchet` and `local_address` are the session options of the 1:1 sessions under
+    /// the seal, as for `SessionCipher`.
     #[new]
-    fn new(store: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let store = store
-            .cast::<MemoryStore>()
-            .map_err(|_| PyTypeError::new_err("store must be a textsecure MemoryStore"))?
-            .clone()
-            .unbind();
-        Ok(Self { store })
+    #[pyo3(signature = (store, *, pq_ratchet = None, local_address = None))]
+    fn new(
+        store: &Bound<'_, PyAny>,
+        pq_ratchet: Option<&Bound<'_, PyAny>>,
+        local_address: Option<&Bound<'_, Address>>,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            store: crate::uow::check_store(store)?,
+            options: textsecure_core::session::SessionOptions {
+                local_address: local_address.map(|a| a.get().inner.clone()),
+                pq_ratchet: crate::cipher::pq_policy(pq_ratchet)?,
+            },
+        })
     }
 
     /// Encrypts with the 1:1 session to `remote`, then seals (v1) with `sender_certificate`.
@@ -691,19 +716,17 @@ impl SealedSessionCipher {
         content_hint: Int<u32>,
         group_id: Option<BytesLike<'_>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let content_hint = content_hint.0;
-        let mut store = self.store.borrow_mut(py);
-        let remote = remote.get();
-        let out = ss::sealed_sender_encrypt(
-            &mut store.inner,
-            &remote.inner,
-            &sender_certificate.get().inner,
-            &plaintext,
-            content_hint,
-            group_id.map(|g| g.to_vec()),
-        )
-        .map_err(|e| to_py_for(py, e, remote))?;
-        Ok(PyBytes::new(py, &out))
+        let op = textsecure_core::uow::Operation::SealedEncrypt {
+            remote: remote.get().inner.clone(),
+            certificate: sender_certificate.get().inner.clone(),
+            plaintext: plaintext.to_vec(),
+            content_hint: content_hint.0,
+            group_id: group_id.map(|g| g.to_vec()),
+            options: self.options.clone(),
+        };
+        Ok(crate::uow::execute(py, self.store.bind(py), op)?
+            .into_bound(py)
+            .cast_into::<PyBytes>()?)
     }
 
     /// Seals an already built content for `remote` (v1); its identity comes from the store.
@@ -713,14 +736,11 @@ impl SealedSessionCipher {
         remote: &Bound<'py, Address>,
         content: &Bound<'py, UnidentifiedSenderMessageContent>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let store = self.store.borrow(py);
-        let their = store
-            .inner
-            .identities
-            .get(&remote.get().inner)
-            .copied()
+        let store = self.store.bind(py);
+        let their = crate::uow::store_identity(store, &remote.get().inner)?
             .ok_or_else(|| to_py(Error::NoSession("no identity stored for this address")))?;
-        let out = ss::encrypt_v1(&content.get().inner, store.inner.identity(), &their).py()?;
+        let ours = crate::uow::store_identity_key_pair(store)?;
+        let out = ss::encrypt_v1(&content.get().inner, &ours, &their).py()?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -738,24 +758,20 @@ impl SealedSessionCipher {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let threads = threads.map(|v| v.0);
         let (list, identity) = {
-            let store = self.store.borrow(py);
+            let store = self.store.bind(py);
             let mut list: Vec<ss::MultiRecipient> = Vec::new();
             for a in &recipients {
-                let addr = &a.get().inner;
-                let rec = store
-                    .inner
-                    .sessions
-                    .get(addr)
-                    .and_then(|r| r.current.as_ref())
+                let addr = &a.get().inner.canonical();
+                let registration_id = crate::uow::store_remote_registration_id(store, addr)?
                     .ok_or_else(|| to_py(Error::NoSession("no session with a recipient")))?;
                 let device = ss::RecipientDevice {
                     device_id: addr.device_id,
-                    registration_id: rec.remote_registration_id,
+                    registration_id,
                 };
                 match list.last_mut() {
                     Some(last) if last.service_id == addr.name => last.devices.push(device),
                     _ => {
-                        let key = store.inner.identities.get(addr).copied().ok_or_else(|| {
+                        let key = crate::uow::store_identity(store, addr)?.ok_or_else(|| {
                             to_py(Error::NoSession("no identity stored for a recipient"))
                         })?;
                         list.push(ss::MultiRecipient {
@@ -766,7 +782,7 @@ impl SealedSessionCipher {
                     }
                 }
             }
-            (list, store.inner.identity().clone())
+            (list, crate::uow::store_identity_key_pair(store)?)
         };
         let usmc = &content.get().inner;
         let out = py
@@ -785,9 +801,9 @@ impl SealedSessionCipher {
         py: Python<'_>,
         data: BytesLike<'_>,
     ) -> PyResult<UnidentifiedSenderMessageContent> {
-        let store = self.store.borrow(py);
+        let ours = crate::uow::store_identity_key_pair(self.store.bind(py))?;
         Ok(UnidentifiedSenderMessageContent {
-            inner: ss::decrypt_to_usmc(&data, store.inner.identity()).py()?,
+            inner: ss::decrypt_to_usmc(&data, &ours).py()?,
         })
     }
 
@@ -804,9 +820,9 @@ impl SealedSessionCipher {
     ) -> PyResult<UnidentifiedSenderMessageContent> {
         let timestamp = timestamp.0;
         let args = UnsealArgs::parse(trust_root, timestamp, local_address, server_certificates)?;
-        let store = self.store.borrow(py);
+        let ours = crate::uow::store_identity_key_pair(self.store.bind(py))?;
         Ok(UnidentifiedSenderMessageContent {
-            inner: ss::unseal(&data, store.inner.identity(), &args.options()).py()?,
+            inner: ss::unseal(&data, &ours, &args.options()).py()?,
         })
     }
 
@@ -821,38 +837,20 @@ impl SealedSessionCipher {
         timestamp: Int<u64>,
         local_address: Option<&Bound<'_, Address>>,
         server_certificates: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<SealedSenderResult> {
+    ) -> PyResult<Py<SealedSenderResult>> {
         let timestamp = timestamp.0;
         let args = UnsealArgs::parse(trust_root, timestamp, local_address, server_certificates)?;
-        let r = {
-            let mut store = self.store.borrow_mut(py);
-            ss::sealed_sender_decrypt(&mut store.inner, &data, &args.options())
-        };
-        let r = match r {
-            Ok(r) => r,
-            Err(e @ Error::UntrustedIdentity { .. }) => {
-                // Name the sender in the error when we can.
-                let usmc = {
-                    let store = self.store.borrow(py);
-                    ss::decrypt_to_usmc(&data, store.inner.identity()).ok()
-                };
-                return Err(match usmc {
-                    Some(u) => to_py_for(
-                        py,
-                        e,
-                        &Address {
-                            inner: u.sender().sender_address(),
-                        },
-                    ),
-                    None => to_py(e),
-                });
-            }
-            Err(e) => return Err(to_py(e)),
-        };
-        Ok(SealedSenderResult {
-            content: Py::new(py, UnidentifiedSenderMessageContent { inner: r.usmc })?,
-            plaintext: PyBytes::new(py, &r.plaintext).unbind(),
-        })
+        let ours = crate::uow::store_identity_key_pair(self.store.bind(py))?;
+        let usmc = ss::unseal(&data, &ours, &args.options()).py()?;
+        let mut options = self.options.clone();
+        if args.local.is_some() {
+            options.local_address = args.local.clone();
+        }
+        let op = textsecure_core::uow::Operation::SealedDecrypt { usmc, options };
+        Ok(crate::uow::execute(py, self.store.bind(py), op)?
+            .into_bound(py)
+            .cast_into::<SealedSenderResult>()?
+            .unbind())
     }
 
     fn __repr__(&self) -> String {

@@ -3,13 +3,16 @@
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 
-use textsecure_core::curve;
+use std::sync::{Mutex, MutexGuard};
+
+use textsecure_core::address as core_store;
 use textsecure_core::prekey as core_prekey;
-use textsecure_core::store::{self as core_store, InMemoryStore};
+use textsecure_core::store::InMemoryStore;
+use textsecure_core::uow;
 use textsecure_core::Error;
 
 use crate::convert::Int;
-use crate::errors::{to_py, CoreResultExt};
+use crate::errors::{to_py, CoreResultExt, StoreError};
 use crate::keys::{new_identity_key, public_key_arg, IdentityKey, IdentityKeyPair};
 use crate::records::{
     now_ms, KyberPreKeyRecord, PreKeyBundle, PreKeyRecord, SessionRecord, SignedPreKeyRecord,
@@ -58,16 +61,53 @@ impl Address {
         let r = op.matches(self.inner.cmp(&o.get().inner));
         Ok(r.into_pyobject(py)?.to_owned().into_any().unbind())
     }
+    /// The canonical spelling of this address (a ServiceId name in lower case, `PNI:`
+    /// prefix), the one stores key and lock by.
+    fn canonical(&self) -> Address {
+        Address {
+            inner: self.inner.canonical(),
+        }
+    }
     fn __getnewargs__(&self) -> (String, u32) {
         (self.inner.name.clone(), self.inner.device_id)
     }
 }
 
 /// Every protocol store in memory: identities (trust on first use), sessions, prekeys,
-/// signed prekeys, Kyber prekeys.
-#[pyclass(module = "textsecure._native", name = "MemoryStore")]
+/// signed prekeys, Kyber prekeys, sender keys. Thread-safe: operations load under a lock, run
+/// their crypto with the GIL released and without the lock, and commit only if what they read
+/// is unchanged (else they run again), so threads never fork a ratchet.
+#[pyclass(module = "textsecure._native", name = "MemoryStore", frozen)]
 pub(crate) struct MemoryStore {
-    pub(crate) inner: InMemoryStore,
+    inner: Mutex<InMemoryStore>,
+}
+
+impl MemoryStore {
+    /// The store, locked.
+    pub(crate) fn lock(&self) -> PyResult<MutexGuard<'_, InMemoryStore>> {
+        self.inner
+            .lock()
+            .map_err(|_| to_py(Error::InvalidArgument("MemoryStore lock poisoned")))
+    }
+
+    /// Runs an operation: snapshot under the lock, plan without it (GIL released), commit if
+    /// nothing it read has changed meanwhile, else again.
+    pub(crate) fn run(&self, py: Python<'_>, op: &uow::Operation) -> PyResult<Py<PyAny>> {
+        let needs = op.needs().py()?;
+        for _ in 0..crate::uow::MAX_ATTEMPTS {
+            let snap = self.lock()?.snapshot(&needs);
+            let (out, changes) = py
+                .detach(|| uow::plan(op, &snap))
+                .map_err(|e| crate::uow::op_error(py, e, op))?;
+            drop(snap);
+            if self.lock()?.apply(changes).is_ok() {
+                return crate::uow::output_to_py(py, op, out);
+            }
+        }
+        Err(StoreError::new_err(
+            "the operation lost the race for its records too many times",
+        ))
+    }
 }
 
 #[pymethods]
@@ -76,72 +116,82 @@ impl MemoryStore {
     fn new(identity: &Bound<'_, IdentityKeyPair>, registration_id: Int<u32>) -> Self {
         let registration_id = registration_id.0;
         Self {
-            inner: InMemoryStore::new(identity.get().inner.clone(), registration_id),
+            inner: Mutex::new(InMemoryStore::new(
+                identity.get().inner.clone(),
+                registration_id,
+            )),
         }
     }
 
     #[getter]
-    fn identity_key_pair(&self) -> IdentityKeyPair {
-        IdentityKeyPair {
-            inner: self.inner.identity().clone(),
-        }
+    fn identity_key_pair(&self) -> PyResult<IdentityKeyPair> {
+        Ok(IdentityKeyPair {
+            inner: self.lock()?.identity().clone(),
+        })
     }
 
     #[getter]
-    fn registration_id(&self) -> u32 {
-        self.inner.registration_id()
+    fn registration_id(&self) -> PyResult<u32> {
+        Ok(self.lock()?.registration_id())
     }
 
-    fn save_prekey(&mut self, record: &Bound<'_, PreKeyRecord>) {
+    fn save_prekey(&self, record: &Bound<'_, PreKeyRecord>) -> PyResult<()> {
         let r = record.get().inner.clone();
-        self.inner.prekeys.insert(r.id, r);
+        self.lock()?.prekeys.insert(r.id, r);
+        Ok(())
     }
-    fn load_prekey(&self, id: Int<u32>) -> Option<PreKeyRecord> {
-        let id = id.0;
-        self.inner
+    fn load_prekey(&self, id: Int<u32>) -> PyResult<Option<PreKeyRecord>> {
+        Ok(self
+            .lock()?
             .prekeys
-            .get(&id)
-            .map(|r| PreKeyRecord { inner: r.clone() })
+            .get(&id.0)
+            .map(|r| PreKeyRecord { inner: r.clone() }))
     }
-    fn remove_prekey(&mut self, id: Int<u32>) {
-        let id = id.0;
-        self.inner.prekeys.remove(&id);
+    fn remove_prekey(&self, id: Int<u32>) -> PyResult<()> {
+        self.lock()?.prekeys.remove(&id.0);
+        Ok(())
     }
 
-    fn save_signed_prekey(&mut self, record: &Bound<'_, SignedPreKeyRecord>) {
+    fn save_signed_prekey(&self, record: &Bound<'_, SignedPreKeyRecord>) -> PyResult<()> {
         let r = record.get().inner.clone();
-        self.inner.signed_prekeys.insert(r.id, r);
+        self.lock()?.signed_prekeys.insert(r.id, r);
+        Ok(())
     }
-    fn load_signed_prekey(&self, id: Int<u32>) -> Option<SignedPreKeyRecord> {
-        let id = id.0;
-        self.inner
+    fn load_signed_prekey(&self, id: Int<u32>) -> PyResult<Option<SignedPreKeyRecord>> {
+        Ok(self
+            .lock()?
             .signed_prekeys
-            .get(&id)
-            .map(|r| SignedPreKeyRecord { inner: r.clone() })
+            .get(&id.0)
+            .map(|r| SignedPreKeyRecord { inner: r.clone() }))
     }
     /// Removes a signed prekey (and the replay records of sessions set up with it).
-    fn remove_signed_prekey(&mut self, id: Int<u32>) {
-        let id = id.0;
-        self.inner.remove_signed_prekey(id);
+    fn remove_signed_prekey(&self, id: Int<u32>) -> PyResult<()> {
+        self.lock()?.remove_signed_prekey(id.0);
+        Ok(())
     }
 
     /// Stores a Kyber prekey; a `last_resort` one is kept after use and may serve many
     /// sessions, a one-time one is removed after its first use.
     #[pyo3(signature = (record, *, last_resort = false))]
-    fn save_kyber_prekey(&mut self, record: &Bound<'_, KyberPreKeyRecord>, last_resort: bool) {
+    fn save_kyber_prekey(
+        &self,
+        record: &Bound<'_, KyberPreKeyRecord>,
+        last_resort: bool,
+    ) -> PyResult<()> {
         let r = record.get().inner.clone();
-        self.inner.kyber_prekeys.insert(r.id, (r, last_resort));
+        self.lock()?.kyber_prekeys.insert(r.id, (r, last_resort));
+        Ok(())
     }
-    fn load_kyber_prekey(&self, id: Int<u32>) -> Option<KyberPreKeyRecord> {
-        let id = id.0;
-        self.inner
+    fn load_kyber_prekey(&self, id: Int<u32>) -> PyResult<Option<KyberPreKeyRecord>> {
+        Ok(self
+            .lock()?
             .kyber_prekeys
-            .get(&id)
-            .map(|(r, _)| KyberPreKeyRecord { inner: r.clone() })
+            .get(&id.0)
+            .map(|(r, _)| KyberPreKeyRecord { inner: r.clone() }))
     }
-    fn remove_kyber_prekey(&mut self, id: Int<u32>) {
-        let id = id.0;
-        self.inner.kyber_prekeys.remove(&id);
+    fn remove_kyber_prekey(&self, id: Int<u32>) -> PyResult<()> {
+        self.lock()?.kyber_prekeys.remove(&id.0);
+        Ok(())
     }
 
     /// Generates prekeys, stores their private halves and returns the public bundle.
@@ -151,7 +201,8 @@ impl MemoryStore {
         one_time = true, kyber = true, kyber_last_resort = false))]
     #[allow(clippy::too_many_arguments)]
     fn new_bundle(
-        &mut self,
+        &self,
+        py: Python<'_>,
         device_id: Int<u32>,
         prekey_id: Option<Int<u32>>,
         signed_prekey_id: Int<u32>,
@@ -160,79 +211,64 @@ impl MemoryStore {
         kyber: bool,
         kyber_last_resort: bool,
     ) -> PyResult<PreKeyBundle> {
-        let device_id = device_id.0;
-        let prekey_id = prekey_id.map(|v| v.0);
-        let signed_prekey_id = signed_prekey_id.0;
-        let kyber_prekey_id = kyber_prekey_id.map(|v| v.0);
-        let identity = self.inner.identity().clone();
-        let spk = core_prekey::SignedPreKeyRecord::generate(signed_prekey_id, &identity, now_ms());
-        let otk = if one_time {
-            let id = prekey_id
-                .ok_or_else(|| to_py(Error::InvalidArgument("one_time=True needs a prekey_id")))?;
-            Some(core_prekey::PreKeyRecord::new(
-                id,
-                curve::PrivateKey::generate(),
-            ))
-        } else {
-            None
-        };
-        let kyber_rec = if kyber {
-            let id = kyber_prekey_id.unwrap_or(signed_prekey_id);
-            Some(core_prekey::KyberPreKeyRecord::generate(id, &identity, now_ms()).py()?)
-        } else {
-            None
-        };
-        let bundle = core_prekey::PreKeyBundle {
-            registration_id: self.inner.registration_id(),
+        let spec = bundle_spec(
             device_id,
-            identity_key: identity.public_key,
+            prekey_id,
             signed_prekey_id,
-            signed_prekey: spk.key_pair.public_key,
-            signed_prekey_signature: spk.signature.clone(),
-            prekey: otk.as_ref().map(|r| (r.id, r.key_pair.public_key)),
-            kyber: kyber_rec.as_ref().map(|r| core_prekey::KyberBundlePart {
-                id: r.id,
-                public_key: r.key_pair.public_key.clone(),
-                signature: r.signature.clone(),
-            }),
+            kyber_prekey_id,
+            one_time,
+            kyber,
+        )?;
+        let (identity, registration_id) = {
+            let s = self.lock()?;
+            (s.identity().clone(), s.registration_id())
         };
-        self.inner.signed_prekeys.insert(spk.id, spk);
-        if let Some(r) = otk {
-            self.inner.prekeys.insert(r.id, r);
+        let nb = py
+            .detach(|| core_prekey::generate_bundle(&identity, registration_id, &spec))
+            .py()?;
+        let mut s = self.lock()?;
+        s.signed_prekeys.insert(nb.signed_prekey.id, nb.signed_prekey);
+        if let Some(r) = nb.prekey {
+            s.prekeys.insert(r.id, r);
         }
-        if let Some(r) = kyber_rec {
-            self.inner
-                .kyber_prekeys
-                .insert(r.id, (r, kyber_last_resort));
+        if let Some(r) = nb.kyber_prekey {
+            s.kyber_prekeys.insert(r.id, (r, kyber_last_resort));
         }
-        Ok(PreKeyBundle { inner: bundle })
+        Ok(PreKeyBundle { inner: nb.bundle })
     }
 
     /// A snapshot of the session record with `address`, or None.
-    fn session(&self, address: &Bound<'_, Address>) -> Option<SessionRecord> {
-        self.inner
+    fn session(&self, address: &Bound<'_, Address>) -> PyResult<Option<SessionRecord>> {
+        Ok(self
+            .lock()?
             .sessions
-            .get(&address.get().inner)
-            .map(|r| SessionRecord { inner: r.clone() })
+            .get(&address.get().inner.canonical())
+            .map(|r| SessionRecord { inner: r.clone() }))
     }
-    fn save_session(&mut self, address: &Bound<'_, Address>, record: &Bound<'_, SessionRecord>) {
-        self.inner
-            .sessions
-            .insert(address.get().inner.clone(), record.get().inner.clone());
+    fn save_session(
+        &self,
+        address: &Bound<'_, Address>,
+        record: &Bound<'_, SessionRecord>,
+    ) -> PyResult<()> {
+        self.lock()?
+            .put_session(&address.get().inner.canonical(), record.get().inner.clone());
+        Ok(())
     }
-    fn remove_session(&mut self, address: &Bound<'_, Address>) {
-        self.inner.sessions.remove(&address.get().inner);
+    fn remove_session(&self, address: &Bound<'_, Address>) -> PyResult<()> {
+        self.lock()?
+            .delete_session(&address.get().inner.canonical());
+        Ok(())
     }
     /// Addresses with a stored session, sorted.
-    fn session_addresses(&self) -> Vec<Address> {
+    fn session_addresses(&self) -> PyResult<Vec<Address>> {
         let mut v: Vec<_> = self
-            .inner
+            .lock()?
             .sessions
             .keys()
             .map(|a| Address { inner: a.clone() })
             .collect();
         v.sort_by(|a, b| a.inner.cmp(&b.inner));
-        v
+        Ok(v)
     }
 
     /// The trusted identity of `address`, or None.
@@ -241,30 +277,32 @@ impl MemoryStore {
         py: Python<'_>,
         address: &Bound<'_, Address>,
     ) -> PyResult<Option<Py<IdentityKey>>> {
-        self.inner
+        let k = self
+            .lock()?
             .identities
-            .get(&address.get().inner)
-            .map(|k| new_identity_key(py, *k))
-            .transpose()
+            .get(&address.get().inner.canonical())
+            .copied();
+        k.map(|k| new_identity_key(py, k)).transpose()
     }
     /// Accepts `identity_key` for `address` (replacing a changed one).
     fn trust(
-        &mut self,
+        &self,
         address: &Bound<'_, Address>,
         identity_key: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let k = public_key_arg(identity_key)?;
-        self.inner.trust(&address.get().inner, k);
+        self.lock()?.trust(&address.get().inner.canonical(), k);
         Ok(())
     }
 
-    fn __repr__(&self) -> String {
-        format!(
+    fn __repr__(&self) -> PyResult<String> {
+        let s = self.lock()?;
+        Ok(format!(
             "<MemoryStore registration_id={} sessions={} prekeys={}>",
-            self.inner.registration_id(),
-            self.inner.sessions.len(),
-            self.inner.prekeys.len()
-        )
+            s.registration_id(),
+            s.sessions.len(),
+            s.prekeys.len()
+        ))
     }
 
     /// A snapshot of the sender-key record of (`sender`, `distribution_id`), or None. A
@@ -276,37 +314,64 @@ impl MemoryStore {
     ) -> PyResult<Option<crate::groups::SenderKeyRecord>> {
         let key = crate::groups::distribution_key_arg(distribution_id)?;
         Ok(self
-            .inner
+            .lock()?
             .sender_keys
-            .get(&(sender.get().inner.clone(), key))
+            .get(&(sender.get().inner.canonical(), key))
             .map(|r| crate::groups::SenderKeyRecord { inner: r.clone() }))
     }
     /// Stores (replaces) the sender-key record of (`sender`, `distribution_id`).
     fn save_sender_key(
-        &mut self,
+        &self,
         sender: &Bound<'_, Address>,
         distribution_id: &Bound<'_, PyAny>,
         record: &Bound<'_, crate::groups::SenderKeyRecord>,
     ) -> PyResult<()> {
         let key = crate::groups::distribution_key_arg(distribution_id)?;
-        self.inner.sender_keys.insert(
-            (sender.get().inner.clone(), key),
+        self.lock()?.put_sender_key(
+            (sender.get().inner.canonical(), key),
             record.get().inner.clone(),
         );
         Ok(())
     }
     /// Forgets the sender-key record of (`sender`, `distribution_id`).
     fn remove_sender_key(
-        &mut self,
+        &self,
         sender: &Bound<'_, Address>,
         distribution_id: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let key = crate::groups::distribution_key_arg(distribution_id)?;
-        self.inner
-            .sender_keys
-            .remove(&(sender.get().inner.clone(), key));
+        self.lock()?
+            .delete_sender_key(&(sender.get().inner.canonical(), key));
         Ok(())
     }
+}
+
+/// The core's bundle spec from `new_bundle`'s arguments.
+pub(crate) fn bundle_spec(
+    device_id: Int<u32>,
+    prekey_id: Option<Int<u32>>,
+    signed_prekey_id: Int<u32>,
+    kyber_prekey_id: Option<Int<u32>>,
+    one_time: bool,
+    kyber: bool,
+) -> PyResult<core_prekey::BundleSpec> {
+    let signed_prekey_id = signed_prekey_id.0;
+    let prekey_id = match (one_time, prekey_id) {
+        (true, None) => {
+            return Err(to_py(Error::InvalidArgument(
+                "one_time=True needs a prekey_id",
+            )))
+        }
+        (true, Some(id)) => Some(id.0),
+        (false, _) => None,
+    };
+    Ok(core_prekey::BundleSpec {
+        device_id: device_id.0,
+        prekey_id,
+        signed_prekey_id,
+        kyber_prekey_id: kyber.then(|| kyber_prekey_id.map_or(signed_prekey_id, |v| v.0)),
+        timestamp_ms: now_ms(),
+    })
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
