@@ -7,7 +7,7 @@ Everything public is importable from here; ``textsecure._native`` is an implemen
 
 from __future__ import annotations
 
-from textsecure import attachments, errors, hazmat
+from textsecure import attachments, errors, hazmat, stores
 from textsecure._native import (
     Address,
     Fingerprint,
@@ -49,12 +49,15 @@ from textsecure._native import (
     sealed_sender_multi_recipient_message_for_single_recipient,
 )
 from textsecure.enums import ContentHint, MessageType, PqRatchet
+from textsecure.stores import DurableStore, InboxItem, PostgresStore, SQLiteStore, Transaction
 
 __all__ = [
     "Address",
     "attachments",
     "GroupCipher",
     "ContentHint",
+    "DurableStore",
+    "InboxItem",
     "Fingerprint",
     "IdentityKey",
     "IdentityKeyPair",
@@ -67,6 +70,7 @@ __all__ = [
     "LegacySenderKeyMessage",
     "MemoryStore",
     "MessageType",
+    "PostgresStore",
     "PqRatchet",
     "PreKeyBundle",
     "PreKeyRecord",
@@ -82,9 +86,11 @@ __all__ = [
     "SenderCertificate",
     "ServerCertificate",
     "SessionCipher",
+    "SQLiteStore",
     "SessionRecord",
     "SignalMessage",
     "SignedPreKeyRecord",
+    "Transaction",
     "UnidentifiedSenderMessageContent",
     "__version__",
     "encrypt_fanout",
@@ -95,4 +101,5 @@ __all__ = [
     "sealed_sender_encrypt",
     "sealed_sender_multi_recipient_encrypt",
     "sealed_sender_multi_recipient_message_for_single_recipient",
+    "stores",
 ]
