@@ -18,7 +18,7 @@ for _p in (_TESTS, _TESTS / "interop"):
         sys.path.insert(0, str(_p))
 
 from pgcluster import PgCluster, require_postgres  # noqa: E402
-from support import SHARED_DIR  # noqa: E402
+from support import SHARED_DIR, STORE_KINDS, StoreFactory  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +57,29 @@ def postgres_db(postgres_db_factory: Callable[[], str]) -> str:
     """Connection string of a fresh, empty database ``t_<random>`` on the session cluster,
     dropped after the test (``WITH (FORCE)``: connections left open are closed)."""
     return postgres_db_factory()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """``"memory"``, ``"sqlite"`` or ``"postgres"``: a test that uses ``new_store`` runs once
+    per kind. Narrow it with ``@pytest.mark.parametrize("store_kind", [...])``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def new_store(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[StoreFactory]:
+    """``new_store(identity, registration_id) -> store`` of kind ``store_kind``
+    (``support.StoreFactory``): SQLite in one file per test, PostgreSQL on one fresh database
+    per test (``postgres_db``), an account per party; all closed after the test."""
+
+    dsn = str(request.getfixturevalue("postgres_db")) if store_kind == "postgres" else None
+    factory = StoreFactory(store_kind, tmp_path / "stores.db", dsn)
+    try:
+        yield factory
+    finally:
+        factory.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,6 +4,10 @@ Covers both wire formats, out-of-order delivery and the limits (25,000 forward j
 stored keys, 5 states), duplicates, missing keys, hostile input (truncations and bit flips of
 every group message leave the stored record byte-for-byte unchanged; a bad signature never
 advances the chain), the shared libsignal / python-axolotl vectors, and `encrypt_fanout`.
+
+Every test with stores runs once per store kind (``new_store``: MemoryStore, SQLiteStore,
+PostgresStore). Where one party only produces tens of thousands of messages for the other
+(the limit tests), the sender keeps a MemoryStore: the limits are the receiver's.
 """
 
 from __future__ import annotations
@@ -17,14 +21,14 @@ from typing import Any
 
 import pytest
 import textsecure as ts
-from support import require_shared
+from support import Store, StoreFactory, require_shared
 from textsecure import errors
 
 GROUP = "120363000000000000@g.us"
 
 
-def _store(registration_id: int = 1) -> ts.MemoryStore:
-    return ts.MemoryStore(ts.IdentityKeyPair.generate(), registration_id)
+def _memory() -> ts.MemoryStore:
+    return ts.MemoryStore(ts.IdentityKeyPair.generate(), 1)
 
 
 class Format:
@@ -37,17 +41,17 @@ class Format:
     def __repr__(self) -> str:
         return "legacy" if self.legacy else "current"
 
-    def cipher(self, store: ts.MemoryStore) -> ts.GroupCipher | ts.LegacyGroupCipher:
+    def cipher(self, store: Store) -> ts.GroupCipher | ts.LegacyGroupCipher:
         if self.legacy:
             assert isinstance(self.key, str)
             return ts.LegacyGroupCipher(store, self.key)
         assert isinstance(self.key, uuid.UUID)
         return ts.GroupCipher(store, self.key)
 
-    def create(self, store: ts.MemoryStore, sender: ts.Address) -> bytes:
+    def create(self, store: Store, sender: ts.Address) -> bytes:
         return bytes(self.cipher(store).create_distribution(sender))
 
-    def process(self, store: ts.MemoryStore, sender: ts.Address, skdm: bytes) -> None:
+    def process(self, store: Store, sender: ts.Address, skdm: bytes) -> None:
         if self.legacy:
             ts.LegacyGroupCipher(store, GROUP).process_distribution(sender, skdm)
         else:
@@ -55,17 +59,17 @@ class Format:
             message = ts.SenderKeyDistributionMessage.from_bytes(skdm)
             ts.GroupCipher(store, self.key).process_distribution(sender, message)
 
-    def encrypt(self, store: ts.MemoryStore, sender: ts.Address, plaintext: bytes) -> bytes:
+    def encrypt(self, store: Store, sender: ts.Address, plaintext: bytes) -> bytes:
         return bytes(self.cipher(store).encrypt(sender, plaintext))
 
-    def decrypt(self, store: ts.MemoryStore, sender: ts.Address, body: bytes) -> bytes:
+    def decrypt(self, store: Store, sender: ts.Address, body: bytes) -> bytes:
         if self.legacy:
             return ts.LegacyGroupCipher(store, GROUP).decrypt(sender, body)
         assert isinstance(self.key, uuid.UUID)
         message = ts.parse_message(7, body)
         return ts.GroupCipher(store, self.key).decrypt(sender, message)
 
-    def record(self, store: ts.MemoryStore, sender: ts.Address) -> bytes | None:
+    def record(self, store: Store, sender: ts.Address) -> bytes | None:
         rec = store.sender_key(sender, self.key)
         return None if rec is None else bytes(rec)
 
@@ -75,8 +79,11 @@ IDS = ["current", "legacy"]
 ALICE = ts.Address("alice", 1)
 
 
-def _pair(fmt: Format) -> tuple[ts.MemoryStore, ts.MemoryStore]:
-    sender, receiver = _store(1), _store(2)
+def _pair(
+    fmt: Format, new_store: StoreFactory, *, sender: Store | None = None
+) -> tuple[Store, Store]:
+    sender = sender if sender is not None else new_store(registration_id=1)
+    receiver = new_store(registration_id=2)
     fmt.process(receiver, ALICE, fmt.create(sender, ALICE))
     return sender, receiver
 
@@ -84,9 +91,9 @@ def _pair(fmt: Format) -> tuple[ts.MemoryStore, ts.MemoryStore]:
 # -- behaviour ------------------------------------------------------------------------------
 
 
-def test_current_format_messages_and_attributes() -> None:
+def test_current_format_messages_and_attributes(new_store: StoreFactory) -> None:
     dist = uuid.uuid4()
-    sender, receiver = _store(), _store()
+    sender, receiver = new_store(), new_store()
     skdm = ts.GroupCipher(sender, dist).create_distribution(ALICE)
     assert isinstance(skdm, ts.SenderKeyDistributionMessage)
     assert skdm.distribution_id == dist and skdm.iteration == 0 and skdm.version == 3
@@ -112,8 +119,8 @@ def test_current_format_messages_and_attributes() -> None:
     assert ts.GroupCipher(sender, dist).distribution_id == dist
 
 
-def test_legacy_format_messages_and_attributes() -> None:
-    sender, receiver = _store(), _store()
+def test_legacy_format_messages_and_attributes(new_store: StoreFactory) -> None:
+    sender, receiver = new_store(), new_store()
     skdm = ts.LegacyGroupCipher(sender, GROUP).create_distribution(ALICE)
     assert isinstance(skdm, ts.LegacySenderKeyDistributionMessage)
     assert skdm.iteration == 0 and skdm.version == 3 and bytes(skdm)[0] == 0x33
@@ -141,8 +148,8 @@ def test_legacy_format_messages_and_attributes() -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
-def test_out_of_order_and_duplicates(fmt: Format) -> None:
-    sender, receiver = _pair(fmt)
+def test_out_of_order_and_duplicates(new_store: StoreFactory, fmt: Format) -> None:
+    sender, receiver = _pair(fmt, new_store)
     rng = random.Random(5)
     batch = [(b"msg %d" % i, fmt.encrypt(sender, ALICE, b"msg %d" % i)) for i in range(300)]
     rng.shuffle(batch)
@@ -156,8 +163,8 @@ def test_out_of_order_and_duplicates(fmt: Format) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
-def test_missing_sender_key(fmt: Format) -> None:
-    sender, receiver = _store(), _store()
+def test_missing_sender_key(new_store: StoreFactory, fmt: Format) -> None:
+    sender, receiver = new_store(), new_store()
     with pytest.raises(errors.NoSenderKey):
         fmt.encrypt(sender, ALICE, b"no key yet")
     fmt.create(sender, ALICE)
@@ -166,7 +173,7 @@ def test_missing_sender_key(fmt: Format) -> None:
         fmt.decrypt(receiver, ALICE, body)
     assert fmt.record(receiver, ALICE) is None
     # A state exists, but not for this chain id.
-    fmt.process(receiver, ALICE, fmt.create(_store(), ALICE))
+    fmt.process(receiver, ALICE, fmt.create(new_store(), ALICE))
     with pytest.raises(errors.NoSenderKey):
         fmt.decrypt(receiver, ALICE, body)
     # Someone else's key does not let us send.
@@ -175,8 +182,8 @@ def test_missing_sender_key(fmt: Format) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
-def test_stored_key_and_jump_limits(fmt: Format) -> None:
-    sender, receiver = _pair(fmt)
+def test_stored_key_and_jump_limits(new_store: StoreFactory, fmt: Format) -> None:
+    sender, receiver = _pair(fmt, new_store, sender=_memory())
     first = fmt.encrypt(sender, ALICE, b"first")
     kept = [fmt.encrypt(sender, ALICE, b"k%d" % i) for i in range(2500)]
     last = fmt.encrypt(sender, ALICE, b"last")
@@ -193,7 +200,7 @@ def test_stored_key_and_jump_limits(fmt: Format) -> None:
     assert fmt.decrypt(receiver, ALICE, kept[-1]) == b"k2499"
 
     # Exactly 25,000 skipped messages are allowed; 25,001 are not.
-    sender, fresh = _pair(fmt)
+    sender, fresh = _pair(fmt, new_store, sender=_memory())
     bodies = [fmt.encrypt(sender, ALICE, b"j") for _ in range(25_002)]
     before = fmt.record(fresh, ALICE)
     with pytest.raises(errors.MessageGapTooLarge):
@@ -204,9 +211,9 @@ def test_stored_key_and_jump_limits(fmt: Format) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
-def test_five_states_and_rotation(fmt: Format) -> None:
-    receiver = _store()
-    senders = [_store() for _ in range(7)]
+def test_five_states_and_rotation(new_store: StoreFactory, fmt: Format) -> None:
+    receiver = new_store()
+    senders = [new_store() for _ in range(7)]
     in_flight = []
     for s in senders:
         fmt.process(receiver, ALICE, fmt.create(s, ALICE))
@@ -228,8 +235,8 @@ def test_five_states_and_rotation(fmt: Format) -> None:
         fmt.decrypt(receiver, ALICE, m)
 
 
-def test_cipher_checks_distribution_and_types() -> None:
-    sender, receiver = _store(), _store()
+def test_cipher_checks_distribution_and_types(new_store: StoreFactory) -> None:
+    sender, receiver = new_store(), new_store()
     d1, d2 = uuid.uuid4(), uuid.uuid4()
     skdm = ts.GroupCipher(sender, d1).create_distribution(ALICE)
     with pytest.raises(errors.InvalidMessage):
@@ -252,8 +259,8 @@ def test_cipher_checks_distribution_and_types() -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
-def test_record_serialization_and_redaction(fmt: Format) -> None:
-    sender, receiver = _pair(fmt)
+def test_record_serialization_and_redaction(new_store: StoreFactory, fmt: Format) -> None:
+    sender, receiver = _pair(fmt, new_store)
     for i in range(5):
         fmt.encrypt(sender, ALICE, b"%d" % i)
     fmt.decrypt(receiver, ALICE, fmt.encrypt(sender, ALICE, b"x"))
@@ -266,7 +273,7 @@ def test_record_serialization_and_redaction(fmt: Format) -> None:
         assert again.chain_ids == rec.chain_ids and again.iteration == 6
         assert "chain_ids" in repr(rec)
     # A restored record continues the chain.
-    restored = _store()
+    restored = new_store()
     rec = receiver.sender_key(ALICE, fmt.key)
     assert rec is not None
     restored.save_sender_key(ALICE, fmt.key, ts.SenderKeyRecord.from_bytes(bytes(rec)))
@@ -295,8 +302,10 @@ def _mutations(data: bytes) -> list[bytes]:
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
-def test_every_truncation_and_bit_flip_of_a_message_fails_cleanly(fmt: Format) -> None:
-    sender, receiver = _pair(fmt)
+def test_every_truncation_and_bit_flip_of_a_message_fails_cleanly(
+    new_store: StoreFactory, fmt: Format
+) -> None:
+    sender, receiver = _pair(fmt, new_store)
     fmt.decrypt(receiver, ALICE, fmt.encrypt(sender, ALICE, b"warm up"))
     body = fmt.encrypt(sender, ALICE, b"the genuine message, 100 bytes or so" * 2)
     before = fmt.record(receiver, ALICE)
@@ -310,8 +319,8 @@ def test_every_truncation_and_bit_flip_of_a_message_fails_cleanly(fmt: Format) -
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
-def test_bad_signature_never_advances_the_chain(fmt: Format) -> None:
-    sender, receiver = _pair(fmt)
+def test_bad_signature_never_advances_the_chain(new_store: StoreFactory, fmt: Format) -> None:
+    sender, receiver = _pair(fmt, new_store)
     genuine = fmt.encrypt(sender, ALICE, b"genuine")
     before = fmt.record(receiver, ALICE)
     # The same bytes with a valid XEdDSA signature by another key.
@@ -329,12 +338,12 @@ def test_bad_signature_never_advances_the_chain(fmt: Format) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=IDS)
-def test_distribution_truncations_and_bit_flips(fmt: Format) -> None:
+def test_distribution_truncations_and_bit_flips(new_store: StoreFactory, fmt: Format) -> None:
     """A distribution message carries no signature or MAC (it travels inside an authenticated
     1:1 message), so a bit flip can give another valid key. What must hold: every truncation
     is refused; any refused input leaves the record unchanged; nothing panics."""
-    _, receiver = _pair(fmt)
-    skdm = fmt.create(_store(), ALICE)
+    _, receiver = _pair(fmt, new_store)
+    skdm = fmt.create(new_store(), ALICE)
     before = fmt.record(receiver, ALICE)
     rec0 = receiver.sender_key(ALICE, fmt.key)
     assert rec0 is not None
@@ -365,11 +374,11 @@ def _b64(s: str) -> bytes:
 @pytest.mark.parametrize(
     "name", ["group_in_order.json", "group_out_of_order.json", "axolotl_group_legacy.json"]
 )
-def test_shared_vectors(name: str) -> None:
+def test_shared_vectors(new_store: StoreFactory, name: str) -> None:
     doc = json.loads(require_shared("vectors", name).read_text())
     legacy = doc.get("format") == "legacy"
     sender = ts.Address(doc["sender"]["name"], doc["sender"]["device_id"])
-    store = _store()
+    store = new_store()
     skdm = _b64(doc["skdm"])
     decrypt: Callable[[bytes], bytes]
     if legacy:
@@ -415,12 +424,12 @@ def test_shared_vectors(name: str) -> None:
 # -- fan-out ------------------------------------------------------------------------------------
 
 
-def test_encrypt_fanout_per_address_results_and_errors() -> None:
-    alice = _store(1)
+def test_encrypt_fanout_per_address_results_and_errors(new_store: StoreFactory) -> None:
+    alice = new_store(registration_id=1)
     alice_addr = ts.Address("alice", 1)
-    recipients: dict[ts.Address, ts.MemoryStore] = {}
+    recipients: dict[ts.Address, Store] = {}
     for name, device in [("bob", 1), ("bob", 2), ("carol", 1), ("dave", 7)]:
-        store = _store(10 + device)
+        store = new_store(registration_id=10 + device)
         addr = ts.Address(name, device)
         bundle = store.new_bundle(device, prekey_id=1, signed_prekey_id=2, kyber=device != 7)
         ts.SessionCipher(alice, addr).process_bundle(bundle)
@@ -483,7 +492,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def test_chain_at_the_iteration_limit_fails_cleanly() -> None:
+def test_chain_at_the_iteration_limit_fails_cleanly(new_store: StoreFactory) -> None:
     """A distribution at iteration 2**32 - 1 (hand-made, legacy layout) is accepted, as in
     libsignal, but no message can be decrypted or encrypted at the end of the chain, and
     nothing overflows or panics."""
@@ -497,7 +506,7 @@ def test_chain_at_the_iteration_limit_fails_cleanly() -> None:
         + b"\x22\x21"
         + bytes(signer.public_key)
     )
-    store = _store()
+    store = new_store()
     cipher = ts.LegacyGroupCipher(store, GROUP)
     cipher.process_distribution(ALICE, skdm)
     record = store.sender_key(ALICE, GROUP)
@@ -510,7 +519,7 @@ def test_chain_at_the_iteration_limit_fails_cleanly() -> None:
         assert store.sender_key(ALICE, GROUP) is not None
         assert bytes(store.sender_key(ALICE, GROUP) or record) == bytes(record)
     # Someone else's chain (no private signing key) never encrypts.
-    mine = _store()
+    mine = new_store()
     mine.save_sender_key(ALICE, GROUP, record)
     with pytest.raises(errors.NoSenderKey):
         ts.LegacyGroupCipher(mine, GROUP).encrypt(ALICE, b"x")

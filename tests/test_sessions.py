@@ -1,19 +1,26 @@
-"""Behaviour of the public 1:1 session API (two in-process parties)."""
+"""Behaviour of the public 1:1 session API (two in-process parties).
+
+Every test with parties runs once per store kind (``new_store``: MemoryStore, SQLiteStore,
+PostgresStore); both parties use that kind."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import textsecure as ts
+from support import Store, StoreFactory
 from textsecure import errors
+
+NewStore = Callable[[ts.IdentityKeyPair, int], Store]
 
 
 class Party:
-    def __init__(self, name: str, registration_id: int) -> None:
+    def __init__(self, new_store: NewStore, name: str, registration_id: int) -> None:
         self.identity = ts.IdentityKeyPair.generate()
-        self.store = ts.MemoryStore(self.identity, registration_id)
+        self.store: Store = new_store(self.identity, registration_id)
         self.address = ts.Address(name, 1)
 
     def cipher(self, other: Party) -> ts.SessionCipher:
@@ -25,8 +32,11 @@ class Party:
         return bytes(record)
 
 
-def _connect(kyber: bool, one_time: bool = True) -> tuple[Party, Party]:
-    alice, bob = Party("alice", 11), Party("bob", 22)
+def _connect(
+    new_store: NewStore, kyber: bool, one_time: bool = True, alice_store: NewStore | None = None
+) -> tuple[Party, Party]:
+    alice = Party(alice_store or new_store, "alice", 11)
+    bob = Party(new_store, "bob", 22)
     bundle = bob.store.new_bundle(
         1, prekey_id=5, signed_prekey_id=6, one_time=one_time, kyber=kyber
     )
@@ -42,8 +52,8 @@ def _decrypt(
 
 
 @pytest.mark.parametrize("kyber", [False, True], ids=["x3dh", "pqxdh"])
-def test_conversation_versions_and_types(kyber: bool) -> None:
-    alice, bob = _connect(kyber)
+def test_conversation_versions_and_types(new_store: StoreFactory, kyber: bool) -> None:
+    alice, bob = _connect(new_store, kyber)
     version = 4 if kyber else 3
     m1 = alice.cipher(bob).encrypt(b"one")
     m2 = alice.cipher(bob).encrypt(b"two")
@@ -71,8 +81,8 @@ def test_conversation_versions_and_types(kyber: bool) -> None:
     assert _decrypt(bob, alice, after) == b"acknowledged"
 
 
-def test_long_out_of_order_and_ping_pong() -> None:
-    alice, bob = _connect(kyber=False)
+def test_long_out_of_order_and_ping_pong(new_store: StoreFactory) -> None:
+    alice, bob = _connect(new_store, kyber=False)
     to_bob, to_alice = alice.cipher(bob), bob.cipher(alice)
     to_alice.decrypt(to_bob.encrypt(b"start"))
     rng = random.Random(7)
@@ -85,8 +95,8 @@ def test_long_out_of_order_and_ping_pong() -> None:
         assert to_bob.decrypt(back) == b"ack %d" % turn
 
 
-def test_duplicate_leaves_state_unchanged() -> None:
-    alice, bob = _connect(kyber=True)
+def test_duplicate_leaves_state_unchanged(new_store: StoreFactory) -> None:
+    alice, bob = _connect(new_store, kyber=True)
     first = alice.cipher(bob).encrypt(b"first")
     assert bob.cipher(alice).decrypt(first) == b"first"
     before = bob.session_bytes(alice)
@@ -100,8 +110,10 @@ def test_duplicate_leaves_state_unchanged() -> None:
         bob.cipher(alice).decrypt(second)
 
 
-def test_skipped_keys_and_gap_limit() -> None:
-    alice, bob = _connect(kyber=False)
+def test_skipped_keys_and_gap_limit(new_store: StoreFactory) -> None:
+    # The limits are the receiver's: Bob's store is of the kind under test; Alice, who only
+    # encrypts 27,500 messages, keeps hers in memory.
+    alice, bob = _connect(new_store, kyber=False, alice_store=ts.MemoryStore)
     to_bob, to_alice = alice.cipher(bob), bob.cipher(alice)
     to_alice.decrypt(to_bob.encrypt(b"x"))
     late = to_bob.encrypt(b"late")
@@ -122,8 +134,10 @@ def test_skipped_keys_and_gap_limit() -> None:
     assert bob.session_bytes(alice) == before
 
 
-def test_new_session_archives_old_and_in_flight_messages_decrypt() -> None:
-    alice, bob = _connect(kyber=False)
+def test_new_session_archives_old_and_in_flight_messages_decrypt(
+    new_store: StoreFactory,
+) -> None:
+    alice, bob = _connect(new_store, kyber=False)
     to_bob, to_alice = alice.cipher(bob), bob.cipher(alice)
     to_alice.decrypt(to_bob.encrypt(b"hello"))
     to_bob.decrypt(to_alice.encrypt(b"hi"))
@@ -144,8 +158,8 @@ def test_new_session_archives_old_and_in_flight_messages_decrypt() -> None:
     assert record is not None and record.version == 4
 
 
-def test_simultaneous_initiation_converges() -> None:
-    alice, bob = Party("alice", 1), Party("bob", 2)
+def test_simultaneous_initiation_converges(new_store: StoreFactory) -> None:
+    alice, bob = Party(new_store, "alice", 1), Party(new_store, "bob", 2)
     a_bundle = alice.store.new_bundle(1, prekey_id=1, signed_prekey_id=1, kyber=False)
     b_bundle = bob.store.new_bundle(1, prekey_id=1, signed_prekey_id=1, kyber=False)
     to_bob, to_alice = alice.cipher(bob), bob.cipher(alice)
@@ -162,11 +176,11 @@ def test_simultaneous_initiation_converges() -> None:
     assert isinstance(to_alice.encrypt(b"y"), ts.SignalMessage)
 
 
-def test_changed_identity_needs_trust() -> None:
-    alice, bob = _connect(kyber=False)
+def test_changed_identity_needs_trust(new_store: StoreFactory) -> None:
+    alice, bob = _connect(new_store, kyber=False)
     bob.cipher(alice).decrypt(alice.cipher(bob).encrypt(b"hello"))
     # Alice reinstalls: a new identity and a new session to Bob.
-    new_alice = Party("alice", 11)
+    new_alice = Party(new_store, "alice", 11)
     new_alice.cipher(bob).process_bundle(
         bob.store.new_bundle(1, prekey_id=7, signed_prekey_id=8, kyber=False)
     )
@@ -189,8 +203,8 @@ def test_changed_identity_needs_trust() -> None:
     assert bob.store.identity(alice.address) == new_alice.identity.public_key
 
 
-def test_errors_leave_state_unchanged() -> None:
-    alice, bob = _connect(kyber=False)
+def test_errors_leave_state_unchanged(new_store: StoreFactory) -> None:
+    alice, bob = _connect(new_store, kyber=False)
     with pytest.raises(errors.NoSession):
         bob.cipher(alice).encrypt(b"no session yet")
     message = alice.cipher(bob).encrypt(b"hello")
@@ -214,9 +228,9 @@ def test_errors_leave_state_unchanged() -> None:
         ts.PreKeySignalMessage.from_bytes(b"\x53" + bytes(message)[1:])
 
 
-def test_bad_bundle_signature_is_rejected() -> None:
-    bob = Party("bob", 2)
-    alice = Party("alice", 1)
+def test_bad_bundle_signature_is_rejected(new_store: StoreFactory) -> None:
+    bob = Party(new_store, "bob", 2)
+    alice = Party(new_store, "alice", 1)
     good = bob.store.new_bundle(1, prekey_id=1, signed_prekey_id=1, kyber=True)
     fields: dict[str, Any] = dict(
         registration_id=good.registration_id,
@@ -254,15 +268,15 @@ def test_bad_bundle_signature_is_rejected() -> None:
     assert record is not None and record.version == 4
 
 
-def test_records_round_trip_and_restore() -> None:
-    alice, bob = _connect(kyber=True)
+def test_records_round_trip_and_restore(new_store: StoreFactory) -> None:
+    alice, bob = _connect(new_store, kyber=True)
     bob.cipher(alice).decrypt(alice.cipher(bob).encrypt(b"hello"))
     record = bob.store.session(alice.address)
     assert record is not None
     data = bytes(record)
     assert bytes(ts.SessionRecord.from_bytes(data)) == data
     # A restored store continues the conversation.
-    restored = ts.MemoryStore(bob.identity, 22)
+    restored = new_store(bob.identity, 22)
     restored.save_session(alice.address, ts.SessionRecord.from_bytes(data))
     restored.trust(alice.address, alice.identity.public_key)
     assert (
@@ -326,8 +340,8 @@ def test_address_semantics() -> None:
     assert sorted([ts.Address("b", 1), ts.Address("a", 2)])[0].name == "a"
 
 
-def test_last_resort_kyber_prekey_serves_many_sessions() -> None:
-    bob = Party("bob", 2)
+def test_last_resort_kyber_prekey_serves_many_sessions(new_store: StoreFactory) -> None:
+    bob = Party(new_store, "bob", 2)
     bundle = bob.store.new_bundle(
         1,
         signed_prekey_id=1,
@@ -337,7 +351,7 @@ def test_last_resort_kyber_prekey_serves_many_sessions() -> None:
         kyber_last_resort=True,
     )
     for name in ("carol", "dave"):
-        sender = Party(name, 3)
+        sender = Party(new_store, name, 3)
         sender.cipher(bob).process_bundle(bundle)
         assert (
             bob.cipher(sender).decrypt(sender.cipher(bob).encrypt(name.encode())) == name.encode()
@@ -346,8 +360,10 @@ def test_last_resort_kyber_prekey_serves_many_sessions() -> None:
 
 
 @pytest.mark.parametrize("kyber", [False, True], ids=["x3dh", "pqxdh-last-resort"])
-def test_replayed_prekey_message_never_sets_up_a_second_session(kyber: bool) -> None:
-    alice, bob = Party("alice", 1), Party("bob", 2)
+def test_replayed_prekey_message_never_sets_up_a_second_session(
+    new_store: StoreFactory, kyber: bool
+) -> None:
+    alice, bob = Party(new_store, "alice", 1), Party(new_store, "bob", 2)
     bundle = bob.store.new_bundle(
         1, signed_prekey_id=3, one_time=False, kyber=kyber, kyber_last_resort=True
     )
@@ -371,9 +387,9 @@ ALICE_ACI = "9d0652a3-dcc3-4d11-975f-74d61598733f"
 BOB_ACI = "796abedb-ca4e-4f18-8803-1fde5b921f9f"
 
 
-def test_addresses_field_between_service_ids() -> None:
-    alice_store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 1)
-    bob_store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 2)
+def test_addresses_field_between_service_ids(new_store: StoreFactory) -> None:
+    alice_store = new_store(ts.IdentityKeyPair.generate(), 1)
+    bob_store = new_store(ts.IdentityKeyPair.generate(), 2)
     alice, bob = ts.Address(ALICE_ACI, 1), ts.Address(BOB_ACI, 2)
     to_bob = ts.SessionCipher(alice_store, bob, local_address=alice)
     to_bob.process_bundle(bob_store.new_bundle(2, prekey_id=1, signed_prekey_id=1))
@@ -398,6 +414,6 @@ def test_addresses_field_between_service_ids() -> None:
     reply = to_alice.encrypt(b"hello")
     assert isinstance(reply, ts.SignalMessage) and reply.addresses is None
     assert to_bob.decrypt(reply) == b"hello"
-    plain = _connect(kyber=True)[0].cipher(Party("bob", 1)).encrypt(b"x")
+    plain = _connect(new_store, kyber=True)[0].cipher(Party(new_store, "bob", 1)).encrypt(b"x")
     assert isinstance(plain, ts.PreKeySignalMessage) and plain.message.addresses is None
     assert ts.SessionCipher(bob_store, alice, local_address=bob).local_address == bob
