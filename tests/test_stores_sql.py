@@ -20,7 +20,14 @@ import textsecure as ts
 from textsecure import errors
 from textsecure.stores import LATEST_VERSION, DurableStore, PostgresStore, SQLiteStore
 from textsecure.stores import _base as base
-from textsecure.stores._sql import MIGRATIONS, Engine, PostgresEngine, SQLiteEngine, migrate
+from textsecure.stores._sql import (
+    MIGRATIONS,
+    Engine,
+    PostgresEngine,
+    SQLiteEngine,
+    Step,
+    migrate,
+)
 
 KEY1 = bytes(range(32))
 KEY2 = bytes(range(1, 33))
@@ -266,7 +273,7 @@ def test_blank_database_goes_to_latest_and_reopens(db: Db) -> None:
 
 def test_upgrade_step_runs_once_in_its_own_transaction(db: Db) -> None:
     db.store().close()
-    extra = [*MIGRATIONS, ["CREATE TABLE extra (x INTEGER)"]]
+    extra: list[list[Step]] = [*MIGRATIONS, ["CREATE TABLE extra (x INTEGER)"]]
     for _ in range(2):
         engine = db.engine()
         try:
@@ -275,7 +282,10 @@ def test_upgrade_step_runs_once_in_its_own_transaction(db: Db) -> None:
             engine.close()
     assert db.query("SELECT version FROM schema_version") == [(LATEST_VERSION + 1,)]
     # a failing step leaves the database at the version before it
-    broken = [*extra, ["CREATE TABLE good (x INTEGER)", "CREATE TABLE extra (x INTEGER)"]]
+    broken: list[list[Step]] = [
+        *extra,
+        ["CREATE TABLE good (x INTEGER)", "CREATE TABLE extra (x INTEGER)"],
+    ]
     engine = db.engine()
     with pytest.raises(engine.driver_errors):
         migrate(engine, broken)
@@ -285,6 +295,63 @@ def test_upgrade_step_runs_once_in_its_own_transaction(db: Db) -> None:
     with engine.connection() as conn:
         assert not engine.has_table(conn, "good")
     engine.close()
+
+
+def test_version_1_database_is_upgraded_in_place(db: Db) -> None:
+    engine = db.engine()
+    try:
+        assert migrate(engine, MIGRATIONS[:1]) == 1
+    finally:
+        engine.close()
+    ikp = ts.IdentityKeyPair.generate()
+    remote = bytes(ts.IdentityKeyPair.generate().public_key)
+    pk = ts.PreKeyRecord.generate(11)
+    spk = ts.SignedPreKeyRecord.generate(12, ikp)
+    inserts: list[tuple[str, tuple[object, ...]]] = [
+        ("INSERT INTO accounts VALUES ('v1', $1, 42, 5)", (bytes(ikp),)),
+        ("INSERT INTO sessions VALUES ('v1', $1, 7, $2)", (str(ALICE), bytes(SESSION))),
+        ("INSERT INTO identities VALUES ('v1', $1, $2)", (str(ALICE), remote)),
+        ("INSERT INTO prekeys VALUES ('v1', 11, $1, 5, TRUE)", (bytes(pk),)),
+        ("INSERT INTO signed_prekeys VALUES ('v1', 12, $1, 5, TRUE, NULL)", (bytes(spk),)),
+        (
+            "INSERT INTO sender_keys VALUES ('v1', $1, 'legacy:g', 3, $2)",
+            (str(BOB), bytes(SENDER_KEY)),
+        ),
+        ("INSERT INTO base_keys VALUES ('v1', 12, $1)", (b"base",)),
+    ]
+    for sql, params in inserts:
+        db.query(sql, *params)
+    before = _state(db)
+
+    s = db.store(account="v1")
+    assert db.query("SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+    assert LATEST_VERSION == 2
+    assert _state(db) == before  # every row as it was
+    assert bytes(s.identity_key_pair) == bytes(ikp) and s.registration_id == 42
+    session = s.session(ALICE)
+    assert session is not None and bytes(session) == bytes(SESSION)
+    sender_key = s.sender_key(BOB, "g")
+    assert sender_key is not None and bytes(sender_key) == bytes(SENDER_KEY)
+    assert s.identity(ALICE) == ts.IdentityKey.from_bytes(remote)
+    loaded_pk, loaded_spk = s.load_prekey(11), s.load_signed_prekey(12)
+    assert loaded_pk is not None and bytes(loaded_pk) == bytes(pk)
+    assert loaded_spk is not None and bytes(loaded_spk) == bytes(spk)
+    # the upgraded tables take tombstones, keep their keys and versions
+    s.remove_session(ALICE)
+    s.remove_sender_key(BOB, "g")
+    assert db.query("SELECT version, record FROM sessions") == [(8, None)]
+    assert db.query("SELECT version, record FROM sender_keys") == [(4, None)]
+    s.save_session(ALICE, SESSION)
+    s.save_session(ALICE, SESSION)
+    assert db.query("SELECT address, version FROM sessions") == [(str(ALICE), 10)]
+    other = db.store(account="other")
+    other.save_session(ALICE, SESSION)
+    assert db.query("SELECT COUNT(*) FROM sessions")[0][0] == 2
+    # and still cascade from their account
+    lister = SQLiteStore if db.kind == "sqlite" else PostgresStore
+    assert lister.delete_account(db.target, "v1") is True
+    for table in (*TABLES, "prekey_ids"):
+        assert _count(db, table, "v1") == 0
 
 
 def _dump(db: Db) -> list[Any]:
@@ -449,6 +516,112 @@ def test_save_bumps_versions(db: Db) -> None:
     s.save_sender_key(BOB, "g", SENDER_KEY)
     assert db.query("SELECT version FROM sessions") == [(2,)]
     assert db.query("SELECT version, distribution FROM sender_keys") == [(1, "legacy:g")]
+
+
+def _session_version(db: Db, address: ts.Address = ALICE) -> int:
+    return int(db.query("SELECT version FROM sessions WHERE address = $1", str(address))[0][0])
+
+
+def test_removal_is_a_tombstone_and_versions_only_grow(db: Db) -> None:
+    s = db.store()
+    s.save_session(ALICE, SESSION)
+    s.save_session(ALICE, SESSION)
+    s.save_sender_key(BOB, "g", SENDER_KEY)
+    s.remove_session(ALICE)
+    s.remove_sender_key(BOB, "g")
+    assert db.query("SELECT version, record FROM sessions") == [(3, None)]
+    assert db.query("SELECT version, record FROM sender_keys") == [(2, None)]
+    assert s.session(ALICE) is None and s.session_addresses() == []
+    assert s.sender_key(BOB, "g") is None
+    s.remove_session(ALICE)  # removing nothing changes nothing
+    assert _session_version(db) == 3
+    s.save_session(ALICE, SESSION)
+    s.save_sender_key(BOB, "g", SENDER_KEY)
+    assert _session_version(db) == 4  # strictly higher than any version before
+    assert db.query("SELECT version FROM sender_keys") == [(3,)]
+    assert s.session_addresses() == [ALICE] and s.session(ALICE) is not None
+    # a tombstone is loaded as an absent record at its version
+    s.remove_session(ALICE)
+    snap = _load(s, Needs(sessions=[ALICE], sender_keys=[(BOB, "legacy:g")]))
+    assert snap.calls["session"] == [(ALICE, None, 5)]
+    assert snap.calls["sender_key"] == [(BOB, "legacy:g", bytes(SENDER_KEY), 3)]
+    # a plan made against the tombstone updates it; one made against "no row" conflicts
+    with pytest.raises(base._Conflict):
+        _apply(s, ChangeSet(sessions=[(ALICE, 0, bytes(SESSION))]))
+    _apply(s, ChangeSet(sessions=[(ALICE, 5, bytes(SESSION))]))
+    assert _session_version(db) == 6 and s.session(ALICE) is not None
+
+
+def test_stale_plan_against_a_removed_and_recreated_session_conflicts(db: Db) -> None:
+    s = db.store()
+    s.save_session(ALICE, SESSION)
+    s.save_session(ALICE, SESSION)
+    s.save_sender_key(BOB, "g", SENDER_KEY)
+    s.save_sender_key(BOB, "g", SENDER_KEY)
+    # a cipher operation loaded version 2 of both, then others removed and re-created them
+    # and moved them on by as many saves as before
+    stale_session = ChangeSet(sessions=[(ALICE, 2, b"stale")])
+    stale_sender_key = ChangeSet(sender_keys=[(BOB, "legacy:g", 2, b"stale")])
+    s.remove_session(ALICE)
+    s.remove_sender_key(BOB, "g")
+    for _ in range(2):
+        s.save_session(ALICE, SESSION)
+        s.save_sender_key(BOB, "g", SENDER_KEY)
+    before = _state(db)
+    for stale in (stale_session, stale_sender_key):
+        with pytest.raises(base._Conflict):
+            _apply(s, stale)
+    assert _state(db) == before
+    # the same through the unit of work: the stale plan is made again from fresh rows
+    seen: list[int] = []
+
+    def plan(attempt: int, snap: Recorder) -> ChangeSet:
+        version = snap.calls["session"][0][2]
+        seen.append(version)
+        return ChangeSet(sessions=[(ALICE, 2 if attempt == 1 else version, b"planned")])
+
+    op = FakeOp(Needs(sessions=[ALICE], lock_keys=["session/alice.1"]), plan)
+    s._execute(op)
+    assert op.attempts == 2 and seen == [5, 5]
+    assert db.query("SELECT version, record FROM sessions") == [(6, b"planned")]
+
+
+def test_direct_writers_take_the_cipher_operations_locks(postgres_db: str) -> None:
+    """On PostgreSQL, save/remove/trust of a session or sender key wait for the advisory lock
+    a cipher operation on the same key holds (the key spelled as ``Needs.lock_keys`` does)."""
+    import psycopg
+
+    s: Any = RecPostgresStore(postgres_db, account="acct")
+    dist = uuid.UUID(int=7)
+    remote = ts.IdentityKeyPair.generate().public_key
+    writers: list[tuple[str, Callable[[], None]]] = [
+        ("session/alice.1", lambda: s.save_session(ALICE, SESSION)),
+        ("session/alice.1", lambda: s.remove_session(ALICE)),
+        ("session/alice.1", lambda: s.trust(ALICE, remote)),
+        (f"sender_key/bob.example.2/{dist}", lambda: s.save_sender_key(BOB, dist, SENDER_KEY)),
+        (f"sender_key/bob.example.2/{dist}", lambda: s.remove_sender_key(BOB, dist)),
+        ("sender_key/bob.example.2/legacy:g", lambda: s.save_sender_key(BOB, "g", SENDER_KEY)),
+    ]
+    holder = psycopg.connect(postgres_db, autocommit=True)
+    try:
+        for lock_key, write in writers:
+            holder.execute("BEGIN")
+            PostgresEngine.lock(s._engine, holder, "acct", [lock_key])
+            done = threading.Event()
+
+            def run(write: Callable[[], None] = write, done: threading.Event = done) -> None:
+                write()
+                done.set()
+
+            t = threading.Thread(target=run)
+            t.start()
+            assert not done.wait(0.3), lock_key  # waits for the lock
+            holder.execute("COMMIT")
+            assert done.wait(10), lock_key
+            t.join()
+    finally:
+        holder.close()
+        s.close()
 
 
 def test_new_bundle(db: Db) -> None:

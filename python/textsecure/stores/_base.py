@@ -69,6 +69,19 @@ def _address_key(address: Address) -> str:
     return str(address)
 
 
+def _blob(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def _session_lock(address_key: str) -> str:
+    """The lock a cipher operation on this session takes (``Needs.lock_keys``' spelling)."""
+    return f"session/{address_key}"
+
+
+def _sender_key_lock(address_key: str, dist: str) -> str:
+    return f"sender_key/{address_key}/{dist}"
+
+
 def _parse_address(text: str) -> Address:
     name, _, device = text.rpartition(".")
     return Address(name, int(device))
@@ -448,8 +461,8 @@ class DurableStore:
             row = next(rows)
             if row is None:
                 snapshot.add_session(address, None, 0)
-            else:
-                snapshot.add_session(address, bytes(row[0]), int(row[1]))
+            else:  # a tombstone (record NULL) is an absent session at its version
+                snapshot.add_session(address, _blob(row[0]), int(row[1]))
         for address in needs.identities:
             row = next(rows)
             snapshot.add_identity(address, None if row is None else bytes(row[0]))
@@ -472,7 +485,7 @@ class DurableStore:
             if row is None:
                 snapshot.add_sender_key(sender, dist, None, 0)
             else:
-                snapshot.add_sender_key(sender, dist, bytes(row[0]), int(row[1]))
+                snapshot.add_sender_key(sender, dist, _blob(row[0]), int(row[1]))
 
     def _apply(self, conn: Any, changes: nat.ChangeSetLike) -> None:
         """Writes a change set in one round; raises ``_Conflict`` (and the caller rolls back)
@@ -574,6 +587,7 @@ class DurableStore:
         raw = bytes(IdentityKey.from_bytes(bytes(identity_key)))  # validates
         key = _address_key(nat.canonical(address))
         with self._unit() as conn:
+            self._engine.lock(conn, self._account, [_session_lock(key)])
             self._q(
                 conn,
                 "INSERT INTO identities (account, address, key) VALUES ($1, $2, $3) "
@@ -596,15 +610,18 @@ class DurableStore:
                 self._account,
                 key,
             ).one()
-        if row is None:
+        if row is None or row[0] is None:
             return None
         return SessionRecord.from_bytes(self._open("sessions", key, row[0]))
 
     @_guarded
     def save_session(self, address: Address, record: SessionRecord) -> None:
+        """Stores ``record`` as the session with ``address`` (its version moves on, so a
+        cipher operation that loaded the old one retries)."""
         key = _address_key(nat.canonical(address))
         blob = self._seal("sessions", key, bytes(record))
         with self._unit() as conn:
+            self._engine.lock(conn, self._account, [_session_lock(key)])
             self._q(
                 conn,
                 "INSERT INTO sessions (account, address, version, record) VALUES ($1, $2, 1, $3) "
@@ -617,11 +634,16 @@ class DurableStore:
 
     @_guarded
     def remove_session(self, address: Address) -> None:
+        """Removes the session with ``address``. The row stays as a tombstone (record NULL)
+        whose version keeps counting, so a version number is never given to two different
+        records and a compare-and-swap planned against the removed one cannot succeed."""
         key = _address_key(nat.canonical(address))
         with self._unit() as conn:
+            self._engine.lock(conn, self._account, [_session_lock(key)])
             self._q(
                 conn,
-                "DELETE FROM sessions WHERE account = $1 AND address = $2",
+                "UPDATE sessions SET record = NULL, version = version + 1 "
+                "WHERE account = $1 AND address = $2 AND record IS NOT NULL",
                 self._account,
                 key,
             )
@@ -631,7 +653,9 @@ class DurableStore:
         """Addresses with a stored session, sorted."""
         with self._read() as conn:
             rows = self._q(
-                conn, "SELECT address FROM sessions WHERE account = $1", self._account
+                conn,
+                "SELECT address FROM sessions WHERE account = $1 AND record IS NOT NULL",
+                self._account,
             ).rows
         return sorted(_parse_address(r[0]) for r in rows)
 
@@ -798,7 +822,7 @@ class DurableStore:
                 addr,
                 dist,
             ).one()
-        if row is None:
+        if row is None or row[0] is None:
             return None
         return SenderKeyRecord.from_bytes(self._open("sender_keys", f"{addr}/{dist}", row[0]))
 
@@ -810,6 +834,7 @@ class DurableStore:
         dist = distribution_key(distribution_id)
         blob = self._seal("sender_keys", f"{addr}/{dist}", bytes(record))
         with self._unit() as conn:
+            self._engine.lock(conn, self._account, [_sender_key_lock(addr, dist)])
             self._q(
                 conn,
                 "INSERT INTO sender_keys (account, sender, distribution, version, record) "
@@ -823,12 +848,15 @@ class DurableStore:
 
     @_guarded
     def remove_sender_key(self, sender: Address, distribution_id: uuid.UUID | str) -> None:
+        """Removes a sender-key record, leaving a tombstone (as ``remove_session``)."""
         addr = _address_key(nat.canonical(sender))
         dist = distribution_key(distribution_id)
         with self._unit() as conn:
+            self._engine.lock(conn, self._account, [_sender_key_lock(addr, dist)])
             self._q(
                 conn,
-                "DELETE FROM sender_keys WHERE account = $1 AND sender = $2 AND distribution = $3",
+                "UPDATE sender_keys SET record = NULL, version = version + 1 WHERE account = $1 "
+                "AND sender = $2 AND distribution = $3 AND record IS NOT NULL",
                 self._account,
                 addr,
                 dist,
@@ -987,7 +1015,10 @@ class DurableStore:
             ]
             for table, column in (("sessions", "record"), ("identities", "key")):
                 for address, blob in self._q(
-                    conn, f"SELECT address, {column} FROM {table} WHERE account = $1", a
+                    conn,
+                    f"SELECT address, {column} FROM {table} "
+                    f"WHERE account = $1 AND {column} IS NOT NULL",
+                    a,
                 ).rows:
                     writes.append(
                         (
@@ -1006,7 +1037,10 @@ class DurableStore:
                         )
                     )
             for sender, dist, blob in self._q(
-                conn, "SELECT sender, distribution, record FROM sender_keys WHERE account = $1", a
+                conn,
+                "SELECT sender, distribution, record FROM sender_keys "
+                "WHERE account = $1 AND record IS NOT NULL",
+                a,
             ).rows:
                 writes.append(
                     (

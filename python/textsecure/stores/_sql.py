@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +29,7 @@ __all__ = [
     "PostgresEngine",
     "Result",
     "SQLiteEngine",
+    "Step",
     "migrate",
 ]
 
@@ -314,8 +315,40 @@ def _is_pool(obj: Any) -> bool:
 
 _ACCOUNT = "account TEXT NOT NULL REFERENCES accounts(account) ON DELETE CASCADE"
 
+#: One schema statement: SQL for every engine, or ``{engine name: SQL}`` for the engines named
+#: (an engine not named skips it).
+Step = str | Mapping[str, str]
+
+
+def _sqlite_rebuild(table: str, create: str, columns: str) -> list[Step]:
+    """SQLite cannot drop a NOT NULL constraint: the table is rebuilt (a child table only,
+    nothing references it, so it is dropped and renamed inside the migration's transaction)."""
+    return [
+        {"sqlite": create.replace(f"CREATE TABLE {table} ", f"CREATE TABLE {table}_v2 ")},
+        {"sqlite": f"INSERT INTO {table}_v2 ({columns}) SELECT {columns} FROM {table}"},
+        {"sqlite": f"DROP TABLE {table}"},
+        {"sqlite": f"ALTER TABLE {table}_v2 RENAME TO {table}"},
+    ]
+
+
+_SESSIONS_V2 = f"""CREATE TABLE sessions (
+            {_ACCOUNT},
+            address TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            record {{blob}},
+            PRIMARY KEY (account, address)
+        )"""
+_SENDER_KEYS_V2 = f"""CREATE TABLE sender_keys (
+            {_ACCOUNT},
+            sender TEXT NOT NULL,
+            distribution TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            record {{blob}},
+            PRIMARY KEY (account, sender, distribution)
+        )"""
+
 #: MIGRATIONS[n] takes a database from version n to n + 1; each runs in its own transaction.
-MIGRATIONS: list[list[str]] = [
+MIGRATIONS: list[list[Step]] = [
     # 0 -> 1: everything
     [
         """CREATE TABLE accounts (
@@ -397,6 +430,22 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX inbox_pending ON inbox (account, received_at) WHERE acked_at IS NULL",
         "CREATE INDEX inbox_acked ON inbox (account, acked_at) WHERE acked_at IS NOT NULL",
     ],
+    # 1 -> 2: removed sessions and sender keys are tombstones (record NULL, version kept
+    # growing), so a version number is never reused; per-account prekey id counters
+    [
+        {"postgres": "ALTER TABLE sessions ALTER COLUMN record DROP NOT NULL"},
+        *_sqlite_rebuild("sessions", _SESSIONS_V2, "account, address, version, record"),
+        {"postgres": "ALTER TABLE sender_keys ALTER COLUMN record DROP NOT NULL"},
+        *_sqlite_rebuild(
+            "sender_keys", _SENDER_KEYS_V2, "account, sender, distribution, version, record"
+        ),
+        """CREATE TABLE prekey_ids (
+            account TEXT PRIMARY KEY REFERENCES accounts(account) ON DELETE CASCADE,
+            next_prekey_id BIGINT NOT NULL,
+            next_signed_prekey_id BIGINT NOT NULL,
+            next_kyber_prekey_id BIGINT NOT NULL
+        )""",
+    ],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
@@ -416,7 +465,7 @@ def _newer(version: int) -> errors.StoreError:
     )
 
 
-def migrate(engine: Engine, migrations: Sequence[Sequence[str]] | None = None) -> int:
+def migrate(engine: Engine, migrations: Sequence[Sequence[Step]] | None = None) -> int:
     """Brings the database to the latest schema version, one migration per transaction, under
     a lock (BEGIN IMMEDIATE / an advisory lock) with the version re-read inside it, so that
     several processes may open a blank database at once. A database newer than the code
@@ -441,8 +490,10 @@ def migrate(engine: Engine, migrations: Sequence[Sequence[str]] | None = None) -
                 if version == latest:
                     engine.commit(conn)
                     return version
-                for statement in steps[version]:
-                    engine.execute(conn, engine.ddl(statement))
+                for step in steps[version]:
+                    statement = step if isinstance(step, str) else step.get(engine.name)
+                    if statement is not None:
+                        engine.execute(conn, engine.ddl(statement))
                 engine.execute(conn, "DELETE FROM schema_version")
                 engine.execute(
                     conn, "INSERT INTO schema_version (version) VALUES ($1)", (version + 1,)
