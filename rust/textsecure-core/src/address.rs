@@ -73,7 +73,6 @@ impl fmt::Debug for Address {
     }
 }
 
-
 impl Address {
     /// The canonical spelling of this address, the one every store keys and locks by: a
     /// ServiceId name (a hyphenated UUID, optionally `PNI:`-prefixed, any letter case) in
@@ -86,7 +85,10 @@ impl Address {
         };
         let probe = Address::new(rest, 0);
         if probe.service_id_binary().is_some() {
-            Address::new(format!("{prefix}{}", rest.to_ascii_lowercase()), self.device_id)
+            Address::new(
+                format!("{prefix}{}", rest.to_ascii_lowercase()),
+                self.device_id,
+            )
         } else {
             self.clone()
         }

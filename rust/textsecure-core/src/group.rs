@@ -23,12 +23,12 @@ use prost::Message as _;
 use rand_core::{OsRng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::address::Address;
 use crate::crypto;
 use crate::curve::{KeyPair, PrivateKey, PublicKey, SigningKey, VerifyingKey, SIGNATURE_LENGTH};
 use crate::error::{Error, Result};
 use crate::proto::{storage, wire};
 use crate::ratchet::{ChainKey, Secret32, MAX_FORWARD_JUMPS, MAX_MESSAGE_KEYS};
-use crate::address::Address;
 use crate::store::ProtocolStore;
 
 /// The sender-key message version (version byte `0x33`).

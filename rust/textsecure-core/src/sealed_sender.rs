@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
+use crate::address::Address;
 use crate::crypto;
 use crate::curve::{KeyPair, PrivateKey, PublicKey};
 use crate::error::{Error, Result};
@@ -34,7 +35,6 @@ use crate::message::{
 use crate::prekey::IdentityKeyPair;
 use crate::proto_sealed as pb;
 use crate::session;
-use crate::address::Address;
 use crate::store::ProtocolStore;
 
 /// The `CiphertextMessageType` of a PlaintextContent message.

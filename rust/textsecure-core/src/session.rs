@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
+use crate::address::Address;
 use crate::crypto;
 use crate::curve::{KeyPair, PublicKey};
 use crate::error::{Error, Result};
@@ -25,7 +26,6 @@ use crate::spqr;
 use crate::state::{
     PendingPreKey, ReceiverChain, SenderChain, SessionRecord, SessionState, StoredMessageKey,
 };
-use crate::address::Address;
 use crate::store::ProtocolStore;
 
 /// Whether new version-4 sessions require the SPQR triple ratchet.

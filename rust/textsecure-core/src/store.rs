@@ -1,6 +1,5 @@
 //! The store interface the session logic runs against, and an in-memory store.
 
-use std::collections::{HashMap, HashSet};
 pub use crate::address::Address;
 use crate::curve::PublicKey;
 use crate::error::{Error, Result};
@@ -8,6 +7,7 @@ use crate::group::{DistributionKey, SenderKeyRecord};
 use crate::prekey::{IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord};
 use crate::state::SessionRecord;
 use crate::uow::{ChangeSet, Conflict, Needs, Snapshot, Version};
+use std::collections::{HashMap, HashSet};
 
 /// Everything the session logic needs from a store.
 ///
@@ -212,7 +212,11 @@ impl InMemoryStore {
     pub fn snapshot(&self, needs: &Needs) -> Snapshot {
         let mut s = Snapshot::new(self.identity.clone(), self.registration_id);
         for a in &needs.sessions {
-            s.add_session(a.clone(), self.sessions.get(a).cloned(), self.session_version(a));
+            s.add_session(
+                a.clone(),
+                self.sessions.get(a).cloned(),
+                self.session_version(a),
+            );
         }
         for a in &needs.identities {
             s.add_identity(a.clone(), self.identities.get(a).copied());
@@ -227,7 +231,10 @@ impl InMemoryStore {
             s.add_kyber_prekey(*id, self.kyber_prekeys.get(id).cloned());
         }
         for (id, base) in &needs.base_keys {
-            let seen = self.used_base_keys.get(id).is_some_and(|b| b.contains(base));
+            let seen = self
+                .used_base_keys
+                .get(id)
+                .is_some_and(|b| b.contains(base));
             s.add_base_key(*id, *base, seen);
         }
         for key in &needs.sender_keys {
@@ -349,10 +356,10 @@ impl ProtocolStore for InMemoryStore {
                 self.kyber_prekeys.remove(&id);
             }
             Some((_, true)) => {
-                if !self
+                let fresh = self
                     .kyber_last_resort_uses
-                    .insert((id, signed_prekey_id, *base_key))
-                {
+                    .insert((id, signed_prekey_id, *base_key));
+                if !fresh {
                     return Err(Error::InvalidMessage(
                         "PreKeySignalMessage replayed (last-resort Kyber use seen)",
                     ));

@@ -16,8 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 use crate::address::Address;
 use crate::curve::PublicKey;
 use crate::error::{Error, Result};
-use crate::group::{self, DistributionKey, SenderKeyDistributionMessage, SenderKeyMessage};
 use crate::group::SenderKeyRecord;
+use crate::group::{self, DistributionKey, SenderKeyDistributionMessage, SenderKeyMessage};
 use crate::message::CiphertextMessage;
 use crate::prekey::{
     IdentityKeyPair, KyberPreKeyRecord, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord,
@@ -75,7 +75,11 @@ impl Needs {
             keys.insert(format!("session/{}", a.canonical()));
         }
         for (a, d) in &self.sender_keys {
-            keys.insert(format!("sender_key/{}/{}", a.canonical(), distribution_key_string(d)));
+            keys.insert(format!(
+                "sender_key/{}/{}",
+                a.canonical(),
+                distribution_key_string(d)
+            ));
         }
         keys.into_iter().collect()
     }
@@ -97,7 +101,9 @@ pub fn parse_distribution_key(s: &str) -> Result<DistributionKey> {
     }
     sealed_sender::parse_uuid(s)
         .map(DistributionKey::Uuid)
-        .ok_or(Error::InvalidArgument("distribution key is neither a UUID nor legacy:<id>"))
+        .ok_or(Error::InvalidArgument(
+            "distribution key is neither a UUID nor legacy:<id>",
+        ))
 }
 
 /// What a store loaded for an operation's [`Needs`].
@@ -134,7 +140,12 @@ impl Snapshot {
         &self.identity
     }
     /// The session of `address` (None: there is none) at `version`.
-    pub fn add_session(&mut self, address: Address, record: Option<SessionRecord>, version: Version) {
+    pub fn add_session(
+        &mut self,
+        address: Address,
+        record: Option<SessionRecord>,
+        version: Version,
+    ) {
         self.sessions.insert(address, (record, version));
     }
     /// The stored identity of `address`.
@@ -165,7 +176,8 @@ impl Snapshot {
         record: Option<SenderKeyRecord>,
         version: Version,
     ) {
-        self.sender_keys.insert((sender, distribution), (record, version));
+        self.sender_keys
+            .insert((sender, distribution), (record, version));
     }
 }
 
@@ -403,7 +415,10 @@ impl ProtocolStore for Staged<'_> {
         sender: &Address,
         distribution: &DistributionKey,
     ) -> Result<Option<SenderKeyRecord>> {
-        if let Some(r) = self.sender_keys.get(&(sender.clone(), distribution.clone())) {
+        if let Some(r) = self
+            .sender_keys
+            .get(&(sender.clone(), distribution.clone()))
+        {
             return Ok(Some(r.clone()));
         }
         Ok(self.snap_sender_key(sender, distribution)?.0.clone())
@@ -425,7 +440,10 @@ impl ProtocolStore for Staged<'_> {
         distribution: &DistributionKey,
         f: impl FnOnce(Option<&SenderKeyRecord>) -> Result<R>,
     ) -> Result<R> {
-        match self.sender_keys.get(&(sender.clone(), distribution.clone())) {
+        match self
+            .sender_keys
+            .get(&(sender.clone(), distribution.clone()))
+        {
             Some(r) => f(Some(r)),
             None => f(self.snap_sender_key(sender, distribution)?.0.as_ref()),
         }

@@ -227,7 +227,8 @@ impl MemoryStore {
             .detach(|| core_prekey::generate_bundle(&identity, registration_id, &spec))
             .py()?;
         let mut s = self.lock()?;
-        s.signed_prekeys.insert(nb.signed_prekey.id, nb.signed_prekey);
+        s.signed_prekeys
+            .insert(nb.signed_prekey.id, nb.signed_prekey);
         if let Some(r) = nb.prekey {
             s.prekeys.insert(r.id, r);
         }
@@ -285,11 +286,7 @@ impl MemoryStore {
         k.map(|k| new_identity_key(py, k)).transpose()
     }
     /// Accepts `identity_key` for `address` (replacing a changed one).
-    fn trust(
-        &self,
-        address: &Bound<'_, Address>,
-        identity_key: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    fn trust(&self, address: &Bound<'_, Address>, identity_key: &Bound<'_, PyAny>) -> PyResult<()> {
         let k = public_key_arg(identity_key)?;
         self.lock()?.trust(&address.get().inner.canonical(), k);
         Ok(())

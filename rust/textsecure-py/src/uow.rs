@@ -171,7 +171,10 @@ impl RecordSealer {
         row_key: &str,
         data: BytesLike<'_>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, &self.inner.seal(table, row_key, &data).py()?))
+        Ok(PyBytes::new(
+            py,
+            &self.inner.seal(table, row_key, &data).py()?,
+        ))
     }
     /// Opens row `row_key` of `table`; `InvalidRecord` if it does not open there.
     fn open<'py>(
@@ -181,7 +184,10 @@ impl RecordSealer {
         row_key: &str,
         blob: BytesLike<'_>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, &self.inner.open(table, row_key, &blob).py()?))
+        Ok(PyBytes::new(
+            py,
+            &self.inner.open(table, row_key, &blob).py()?,
+        ))
     }
     /// Whether `blob` is sealed under the current key.
     fn is_current(&self, blob: BytesLike<'_>) -> bool {
@@ -250,7 +256,12 @@ impl Needs {
         self.inner
             .sender_keys
             .iter()
-            .map(|(a, d)| (Address { inner: a.clone() }, uow::distribution_key_string(d)))
+            .map(|(a, d)| {
+                (
+                    Address { inner: a.clone() },
+                    uow::distribution_key_string(d),
+                )
+            })
             .collect()
     }
     #[getter]
@@ -329,7 +340,11 @@ impl Snapshot {
         };
         self.with(|s| s.add_session(a, rec, version_arg(version)))
     }
-    fn add_identity(&self, address: &Bound<'_, Address>, key: Option<BytesLike<'_>>) -> PyResult<()> {
+    fn add_identity(
+        &self,
+        address: &Bound<'_, Address>,
+        key: Option<BytesLike<'_>>,
+    ) -> PyResult<()> {
         let a = address.get().inner.canonical();
         let k = match key {
             Some(b) => {
@@ -382,7 +397,12 @@ impl Snapshot {
         };
         self.with(|s| s.add_kyber_prekey(id.0, rec))
     }
-    fn add_base_key(&self, signed_prekey_id: Int<u32>, base_key: BytesLike<'_>, seen: bool) -> PyResult<()> {
+    fn add_base_key(
+        &self,
+        signed_prekey_id: Int<u32>,
+        base_key: BytesLike<'_>,
+        seen: bool,
+    ) -> PyResult<()> {
         let k = curve::PublicKey::deserialize_exact(&base_key).py()?;
         self.with(|s| s.add_base_key(signed_prekey_id.0, k, seen))
     }
@@ -438,7 +458,10 @@ pub(crate) struct ChangeSet {
 }
 
 impl ChangeSet {
-    fn rows(cs: uow::ChangeSet, sealer: Option<&seal::RecordSealer>) -> textsecure_core::Result<Self> {
+    fn rows(
+        cs: uow::ChangeSet,
+        sealer: Option<&seal::RecordSealer>,
+    ) -> textsecure_core::Result<Self> {
         let put = |table: &str, key: &str, data: Vec<u8>| -> textsecure_core::Result<Row> {
             let data = Zeroizing::new(data);
             match sealer {
@@ -525,10 +548,20 @@ impl ChangeSet {
     }
     /// (sender, distribution key, the version read, the new row).
     #[getter]
-    fn sender_keys<'py>(&self, py: Python<'py>) -> Vec<(Address, String, u64, Bound<'py, PyBytes>)> {
+    fn sender_keys<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> Vec<(Address, String, u64, Bound<'py, PyBytes>)> {
         self.sender_keys
             .iter()
-            .map(|(a, d, v, r)| (Address { inner: a.clone() }, d.clone(), *v, PyBytes::new(py, r)))
+            .map(|(a, d, v, r)| {
+                (
+                    Address { inner: a.clone() },
+                    d.clone(),
+                    *v,
+                    PyBytes::new(py, r),
+                )
+            })
             .collect()
     }
     /// True when the operation changed nothing.
@@ -727,7 +760,8 @@ pub(crate) fn generate_bundle(
         crate::records::SignedPreKeyRecord {
             inner: nb.signed_prekey,
         },
-        nb.prekey.map(|inner| crate::records::PreKeyRecord { inner }),
+        nb.prekey
+            .map(|inner| crate::records::PreKeyRecord { inner }),
         nb.kyber_prekey
             .map(|inner| crate::records::KyberPreKeyRecord { inner }),
     ))

@@ -20,6 +20,13 @@ const NEXT: &[u8] = b"Signal PQ Ratchet V1 Chain Next";
 pub const DEFAULT_MAX_JUMP: u32 = 25_000;
 /// Default `max_ooo_keys`.
 pub const DEFAULT_MAX_OOO: u32 = 2_000;
+/// The largest forward jump we ever perform, whatever a (possibly imported or tampered)
+/// stored state says: libsignal writes `u32::MAX` for sessions with oneself, and a stored row
+/// is untrusted input, so receiving must not step a chain billions of times. The value is the
+/// Double Ratchet's own limit. The stored parameter itself is kept (records re-encode as read).
+pub const MAX_ACCEPTED_JUMP: u32 = 25_000;
+/// Likewise for the out-of-order window.
+pub const MAX_ACCEPTED_OOO: u32 = 2_000;
 /// Epochs kept before the send epoch.
 const EPOCHS_KEPT: usize = 1;
 /// Bytes per key-history entry: `BE32(index) ‖ key`.
@@ -180,8 +187,8 @@ impl Chain {
     /// Receive key of chain epoch `epoch` at index `at`.
     pub fn recv_key(&mut self, epoch: u64, at: u32) -> Result<Zeroizing<[u8; 32]>> {
         let pos = self.pos(epoch).ok_or_else(|| err(EPOCH_OUT_OF_RANGE))?;
-        let max_jump = self.max_jump;
-        let max_ooo = u64::from(self.max_ooo);
+        let max_jump = self.max_jump.min(MAX_ACCEPTED_JUMP);
+        let max_ooo = u64::from(self.max_ooo.min(MAX_ACCEPTED_OOO));
         let dir = &mut self
             .links
             .get_mut(pos)
@@ -276,5 +283,27 @@ fn gc(dir: &mut Dir, max_ooo: u64) {
         } else {
             i += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn stored_max_jump_is_capped() {
+        // A state that claims u32::MAX (as libsignal writes for sessions with oneself, or a
+        // tampered row) still refuses a jump beyond the accepted limit, at once.
+        let mut c = Chain::new(&[7u8; 32], Direction::B2A, u32::MAX, u32::MAX).unwrap();
+        assert_eq!(c.max_jump, u32::MAX);
+        let e = c.recv_key(0, MAX_ACCEPTED_JUMP + 5).unwrap_err();
+        assert!(matches!(
+            e,
+            crate::error::Error::MessageGapTooLarge {
+                limit: MAX_ACCEPTED_JUMP,
+                ..
+            }
+        ));
+        assert!(c.recv_key(0, 10).is_ok());
     }
 }

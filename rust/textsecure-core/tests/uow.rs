@@ -1,0 +1,297 @@
+//! Units of work: load a snapshot, plan without a store, commit with compare-and-swap.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+use textsecure_core::address::Address;
+use textsecure_core::group::DistributionKey;
+use textsecure_core::message::CiphertextMessage;
+use textsecure_core::prekey::{generate_bundle, BundleSpec, IdentityKeyPair};
+use textsecure_core::session::SessionOptions;
+use textsecure_core::store::InMemoryStore;
+use textsecure_core::uow::{plan, ChangeSet, Conflict, Operation, Output};
+use textsecure_core::Error;
+
+fn party(reg: u32) -> InMemoryStore {
+    InMemoryStore::new(IdentityKeyPair::generate(), reg)
+}
+
+/// Runs `op` on `store` the way every store does: snapshot, plan, apply (retrying a conflict).
+fn run(store: &mut InMemoryStore, op: Operation) -> Result<Output, Error> {
+    let op = op.canonicalize();
+    let needs = op.needs()?;
+    loop {
+        let snap = store.snapshot(&needs);
+        let (out, changes) = plan(&op, &snap)?;
+        if store.apply(changes).is_ok() {
+            return Ok(out);
+        }
+    }
+}
+
+fn bundle_into(
+    store: &mut InMemoryStore,
+    one_time: bool,
+    kyber: bool,
+) -> textsecure_core::prekey::PreKeyBundle {
+    let nb = generate_bundle(
+        &store.identity().clone(),
+        store.registration_id(),
+        &BundleSpec {
+            device_id: 1,
+            prekey_id: one_time.then_some(11),
+            signed_prekey_id: 7,
+            kyber_prekey_id: kyber.then_some(21),
+            timestamp_ms: 1000,
+        },
+    )
+    .unwrap();
+    store.signed_prekeys.insert(7, nb.signed_prekey);
+    if let Some(p) = nb.prekey {
+        store.prekeys.insert(p.id, p);
+    }
+    if let Some(k) = nb.kyber_prekey {
+        store.kyber_prekeys.insert(k.id, (k, false));
+    }
+    nb.bundle
+}
+
+fn encrypt_op(to: &Address, pt: &[u8]) -> Operation {
+    Operation::Encrypt {
+        remote: to.clone(),
+        plaintext: pt.to_vec(),
+        options: SessionOptions::default(),
+    }
+}
+
+fn decrypt_op(from: &Address, m: CiphertextMessage) -> Operation {
+    Operation::Decrypt {
+        remote: from.clone(),
+        message: m,
+        options: SessionOptions::default(),
+    }
+}
+
+fn message(out: Output) -> CiphertextMessage {
+    match out {
+        Output::Message(m) => m,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+fn plaintext(out: Output) -> Vec<u8> {
+    match out {
+        Output::Plaintext(p) => p,
+        other => panic!("not a plaintext: {other:?}"),
+    }
+}
+
+fn session_bytes(s: &InMemoryStore, a: &Address) -> Vec<u8> {
+    s.sessions.get(a).map(|r| r.serialize()).unwrap_or_default()
+}
+
+#[test]
+fn conversation_through_units_of_work() {
+    for (one_time, kyber) in [(true, false), (false, false), (true, true), (false, true)] {
+        let (mut alice, mut bob) = (party(1), party(2));
+        let (a, b) = (Address::new("alice", 1), Address::new("bob", 1));
+        let bundle = bundle_into(&mut bob, one_time, kyber);
+        run(
+            &mut alice,
+            Operation::ProcessBundle {
+                remote: b.clone(),
+                bundle,
+                options: SessionOptions::default(),
+            },
+        )
+        .unwrap();
+        for round in 0..4u8 {
+            let m = message(run(&mut alice, encrypt_op(&b, &[round; 9])).unwrap());
+            assert_eq!(
+                plaintext(run(&mut bob, decrypt_op(&a, m)).unwrap()),
+                [round; 9]
+            );
+            let r = message(run(&mut bob, encrypt_op(&a, &[round; 3])).unwrap());
+            assert_eq!(
+                plaintext(run(&mut alice, decrypt_op(&b, r)).unwrap()),
+                [round; 3]
+            );
+        }
+        // The first PreKey message consumed the one-time prekeys, in one commit.
+        assert!(bob.prekeys.is_empty());
+        assert!(bob.kyber_prekeys.is_empty());
+        assert_eq!(
+            bob.used_base_keys.values().map(|s| s.len()).sum::<usize>(),
+            usize::from(!one_time)
+        );
+    }
+}
+
+#[test]
+fn a_stale_change_set_conflicts_and_changes_nothing() {
+    let (mut alice, mut bob) = (party(1), party(2));
+    let b = Address::new("bob", 1);
+    let bundle = bundle_into(&mut bob, true, true);
+    run(
+        &mut alice,
+        Operation::ProcessBundle {
+            remote: b.clone(),
+            bundle,
+            options: SessionOptions::default(),
+        },
+    )
+    .unwrap();
+    // Two writers plan from the same snapshot: the second loses the race.
+    let op = encrypt_op(&b, b"x");
+    let needs = op.needs().unwrap();
+    let snap = alice.snapshot(&needs);
+    let (first, c1) = plan(&op, &snap).unwrap();
+    let (second, c2) = plan(&op, &snap).unwrap();
+    let before = alice.session_version(&b);
+    alice.apply(c1).unwrap();
+    let after_first = session_bytes(&alice, &b);
+    assert_eq!(alice.apply(c2), Err(Conflict));
+    assert_eq!(session_bytes(&alice, &b), after_first);
+    assert_eq!(alice.session_version(&b), before + 1);
+    // Both planned the same counter: only one of them was committed, so no fork.
+    let (CiphertextMessage::PreKey(m1), CiphertextMessage::PreKey(m2)) =
+        (message(first), message(second))
+    else {
+        panic!("expected PreKey messages")
+    };
+    assert_eq!(m1.message().counter(), m2.message().counter());
+    // Planning again from a fresh snapshot continues the chain.
+    let m3 = message(run(&mut alice, encrypt_op(&b, b"y")).unwrap());
+    let CiphertextMessage::PreKey(m3) = m3 else {
+        panic!()
+    };
+    assert_eq!(m3.message().counter(), m1.message().counter() + 1);
+}
+
+#[test]
+fn a_failed_plan_returns_no_change_set() {
+    let (mut alice, mut bob) = (party(1), party(2));
+    let (a, b) = (Address::new("alice", 1), Address::new("bob", 1));
+    let bundle = bundle_into(&mut bob, false, true);
+    // A last-resort Kyber key stays after use; only the base-key record stops a replay.
+    for (_, last_resort) in bob.kyber_prekeys.values_mut() {
+        *last_resort = true;
+    }
+    run(
+        &mut alice,
+        Operation::ProcessBundle {
+            remote: b.clone(),
+            bundle,
+            options: SessionOptions::default(),
+        },
+    )
+    .unwrap();
+    let m = message(run(&mut alice, encrypt_op(&b, b"hi")).unwrap());
+    assert_eq!(
+        plaintext(run(&mut bob, decrypt_op(&a, m.clone())).unwrap()),
+        b"hi"
+    );
+    // A replay after the session is gone is refused by the base-key record (no one-time key).
+    bob.delete_session(&a);
+    let err = run(&mut bob, decrypt_op(&a, m)).unwrap_err();
+    assert!(matches!(err, Error::InvalidMessage(_)), "{err:?}");
+    assert!(bob.sessions.is_empty());
+    assert_eq!(bob.kyber_last_resort_uses.len(), 1);
+}
+
+#[test]
+fn snapshots_only_hold_what_was_needed() {
+    let (mut alice, bob_addr) = (party(1), Address::new("bob", 1));
+    let op = encrypt_op(&bob_addr, b"x");
+    // A snapshot for another address lacks this one: the plan refuses instead of guessing.
+    let other = encrypt_op(&Address::new("carol", 1), b"x").needs().unwrap();
+    let snap = alice.snapshot(&other);
+    assert!(plan(&op, &snap).is_err());
+    assert!(matches!(run(&mut alice, op), Err(Error::NoSession(_))));
+}
+
+#[test]
+fn canonical_spellings_share_one_session_and_one_lock() {
+    let u = "9D0652A3-DCC3-4D11-975F-74D61598733F";
+    let upper = Address::new(u, 1);
+    let lower = Address::new(u.to_ascii_lowercase(), 1);
+    let n1 = encrypt_op(&upper, b"").canonicalize().needs().unwrap();
+    let n2 = encrypt_op(&lower, b"").canonicalize().needs().unwrap();
+    assert_eq!(n1, n2);
+    assert_eq!(
+        n1.lock_keys(),
+        vec![format!("session/{}.1", u.to_ascii_lowercase())]
+    );
+    let g = Operation::GroupDecrypt {
+        sender: upper,
+        key: DistributionKey::GroupId("g".into()),
+        message: {
+            let mut s = party(3);
+            let me = Address::new("me", 1);
+            let key = DistributionKey::GroupId("g".into());
+            run(
+                &mut s,
+                Operation::CreateDistribution {
+                    sender: me.clone(),
+                    key: key.clone(),
+                },
+            )
+            .unwrap();
+            match run(
+                &mut s,
+                Operation::GroupEncrypt {
+                    sender: me,
+                    key,
+                    plaintext: b"x".to_vec(),
+                },
+            )
+            .unwrap()
+            {
+                Output::GroupMessage(m) => m,
+                other => panic!("{other:?}"),
+            }
+        },
+    }
+    .canonicalize();
+    assert_eq!(
+        g.needs().unwrap().lock_keys(),
+        vec![format!("sender_key/{}.1/legacy:g", u.to_ascii_lowercase())]
+    );
+}
+
+#[test]
+fn fanout_failures_change_nothing_for_their_peer() {
+    let (mut alice, mut bob) = (party(1), party(2));
+    let b = Address::new("bob", 1);
+    let nobody = Address::new("nobody", 1);
+    let bundle = bundle_into(&mut bob, true, false);
+    run(
+        &mut alice,
+        Operation::ProcessBundle {
+            remote: b.clone(),
+            bundle,
+            options: SessionOptions::default(),
+        },
+    )
+    .unwrap();
+    let out = run(
+        &mut alice,
+        Operation::Fanout {
+            remotes: vec![nobody.clone(), b.clone(), b.clone()],
+            plaintext: b"all".to_vec(),
+            options: SessionOptions::default(),
+        },
+    )
+    .unwrap();
+    let Output::Fanout(results) = out else {
+        panic!()
+    };
+    assert_eq!(results.len(), 2, "repeats are encrypted to once");
+    assert!(matches!(results[0], Err(Error::NoSession(_))));
+    assert!(results[1].is_ok());
+    assert!(!alice.sessions.contains_key(&nobody));
+}
+
+#[test]
+fn empty_change_set_for_reads() {
+    assert!(ChangeSet::default().is_empty());
+}
