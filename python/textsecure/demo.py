@@ -1,4 +1,6 @@
-"""``make demo``: two parties talk in-process, each through its own in-memory store.
+"""``make demo``: alice, bob and carol talk through the Signal protocol, every party's state in
+its own account of one SQLite database; then the process closes its stores, a new process
+opens the same database file and carries the conversation on.
 
 Prints every message on the wire with its type, session version and size.
 """
@@ -6,74 +8,128 @@ Prints every message on the wire with its type, session version and size.
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 import zlib
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import textsecure as ts
 from textsecure import attachments
 
-__all__ = ["run"]
+__all__ = ["DATABASE", "MAILBOX", "continue_after_restart", "run"]
+
+Out = Callable[[str], None]
+
+#: the SQLite file holding every party's state (one account per party)
+DATABASE = "demo.db"
+#: messages in flight between the two processes (what a server would hold)
+MAILBOX = "mailbox.json"
+
+ACIS = {
+    "alice": "9d0652a3-dcc3-4d11-975f-74d61598733f",
+    "bob": "796abedb-ca4e-4f18-8803-1fde5b921f9f",
+    "carol": "0f3b2c3e-5a7d-4e8f-9a1b-2c3d4e5f6a7b",
+}
+REGISTRATION_IDS = {"alice": 1001, "bob": 2002, "carol": 3003}
+ADDRESSES = {name: ts.Address(aci, 1) for name, aci in ACIS.items()}
+
+#: what alice sends just before her process ends (decrypted by the next process)
+BEFORE_RESTART = {
+    "bob": "Still there after my process ends, Bob?",
+    "carol": "Still there after my process ends, Carol?",
+    "group": "Group: see you after the restart!",
+}
+AFTER_RESTART = {
+    "bob": "Yes: a new process, same ratchet.",
+    "carol": "Yes: SPQR state and all.",
+}
 
 
-def _party(name: str, registration_id: int) -> tuple[ts.MemoryStore, ts.Address]:
-    return ts.MemoryStore(ts.IdentityKeyPair.generate(), registration_id), ts.Address(name, 1)
+class Parties:
+    """The parties' stores: accounts of one SQLite database, opened by this process."""
+
+    def __init__(self, path: Path, names: list[str]) -> None:
+        self.path = path
+        self.stores: dict[str, ts.SQLiteStore] = {}
+        try:
+            for name in names:
+                self.stores[name] = ts.SQLiteStore(
+                    path, account=name, registration_id=REGISTRATION_IDS[name]
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def __getitem__(self, name: str) -> ts.SQLiteStore:
+        return self.stores[name]
+
+    def cipher(self, local: str, remote: str) -> ts.SessionCipher:
+        return ts.SessionCipher(self.stores[local], ADDRESSES[remote])
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
 
 
-def _conversation(kyber: bool, out: Callable[[str], None]) -> None:
-    alice_store, alice = _party("alice", 1001)
-    bob_store, bob = _party("bob", 2002)
+def _line(sender: str, receiver: str, message: Any, wire: bytes, note: str) -> str:
+    parsed = message.message if isinstance(message, ts.PreKeySignalMessage) else message
+    pq = getattr(parsed, "pq_ratchet", b"")
+    spqr = f" (SPQR {len(pq)} B)" if pq else ""
+    return (
+        f"{sender:>5} -> {receiver:<5} {message.type.name:<7} v{message.version} "
+        f"{len(wire):4d} bytes{spqr}  {note}"
+    )
+
+
+def _conversation(p: Parties, a: str, b: str, kyber: bool, out: Out) -> None:
     label = (
         "PQXDH (session version 4, Kyber-1024) with the SPQR triple ratchet"
         if kyber
         else "X3DH (session version 3)"
     )
-    out(f"== {label}")
-    bundle = bob_store.new_bundle(1, prekey_id=1, signed_prekey_id=1, kyber=kyber)
+    out(f"== {label}: {a} and {b}")
+    bundle = p[b].new_bundle(1, prekey_id=1, signed_prekey_id=1, kyber=kyber)
     out(
-        f"bob publishes a bundle: signed prekey {bundle.signed_prekey_id}, one-time prekey "
+        f"{b} publishes a bundle: signed prekey {bundle.signed_prekey_id}, one-time prekey "
         f"{bundle.prekey_id}, Kyber prekey {bundle.kyber_prekey_id}"
     )
-    to_bob = ts.SessionCipher(alice_store, bob)
-    to_alice = ts.SessionCipher(bob_store, alice)
-    to_bob.process_bundle(bundle)
+    ciphers = {a: p.cipher(a, b), b: p.cipher(b, a)}
+    ciphers[a].process_bundle(bundle)
 
     script: list[tuple[str, bytes]] = [
-        ("alice", b"Hi Bob! This is end-to-end encrypted."),
-        ("alice", b"(a second message before Bob answers)"),
-        ("bob", b"Hi Alice, got both."),
-        ("alice", b"Ratchet step on every reply."),
-        ("bob", b"Forward secrecy and post-compromise security."),
-        ("bob", b"Two in a row stay in one chain."),
-        ("alice", b"Bye!"),
+        (a, b"Hi! This is end-to-end encrypted."),
+        (a, b"(a second message before the first answer)"),
+        (b, b"Hi, got both."),
+        (a, b"Ratchet step on every reply."),
+        (b, b"Forward secrecy and post-compromise security."),
+        (b, b"Two in a row stay in one chain."),
+        (a, b"Bye!"),
     ]
+    wire = b""
     for sender, text in script:
-        cipher, peer = (to_bob, to_alice) if sender == "alice" else (to_alice, to_bob)
-        receiver = "bob" if sender == "alice" else "alice"
-        message = cipher.encrypt(text)
+        receiver = b if sender == a else a
+        message = ciphers[sender].encrypt(text)
         wire = bytes(message)
         parsed = ts.parse_message(message.type, wire)
         assert isinstance(parsed, ts.SignalMessage | ts.PreKeySignalMessage)
-        plaintext = peer.decrypt(parsed)
+        plaintext = ciphers[receiver].decrypt(parsed)
         assert plaintext == text
-        inner = parsed.message if isinstance(parsed, ts.PreKeySignalMessage) else parsed
-        spqr = f" (SPQR {len(inner.pq_ratchet)} B)" if inner.pq_ratchet else ""
-        out(
-            f"{sender:>5} -> {receiver:<5} {message.type.name:<7} v{message.version} "
-            f"{len(wire):4d} bytes{spqr}  {plaintext.decode()}"
-        )
-    record = alice_store.session(bob)
+        out(_line(sender, receiver, parsed, wire, plaintext.decode()))
+    record = p[a].session(ADDRESSES[b])
     assert record is not None
     out(
-        f"alice's session record with bob: version {record.version}, "
-        f"{len(bytes(record))} bytes in libsignal's storage format"
+        f"{a}'s session record with {b}: version {record.version}, {len(bytes(record))} bytes "
+        f"in libsignal's storage format, a row of {p.path.name}"
     )
     try:
-        peer_message = ts.SessionCipher(bob_store, alice).decrypt(
-            ts.parse_message(ts.MessageType.WHISPER, wire)
-        )
+        peer_message = p.cipher(b, a).decrypt(ts.parse_message(ts.MessageType.WHISPER, wire))
     except ts.errors.DuplicateMessage:
         out("replaying the last message: rejected as a duplicate, state unchanged")
     else:  # pragma: no cover - would be a bug
@@ -101,14 +157,9 @@ def _picture(width: int = 96, height: int = 64) -> bytes:
     )
 
 
-def _picture_message(out: Callable[[str], None]) -> None:
+def _picture_message(p: Parties, out: Out) -> None:
     """Sends a picture: the blob goes to a (pretend) CDN, its pointer through the session."""
-    out("== an encrypted picture (Signal attachment, then WhatsApp media)")
-    alice_store, alice = _party("alice", 1001)
-    bob_store, bob = _party("bob", 2002)
-    to_bob = ts.SessionCipher(alice_store, bob)
-    to_alice = ts.SessionCipher(bob_store, alice)
-    to_bob.process_bundle(bob_store.new_bundle(1, prekey_id=1, signed_prekey_id=1))
+    out("== an encrypted picture (Signal attachment, then WhatsApp media): alice to carol")
     picture = _picture()
     cdn: dict[str, bytes] = {}
 
@@ -125,8 +176,8 @@ def _picture_message(out: Callable[[str], None]) -> None:
             "content_type": "image/png",
         }
     ).encode()
-    message = to_bob.encrypt(pointer)
-    received = json.loads(to_alice.decrypt(message))
+    message = p.cipher("alice", "carol").encrypt(pointer)
+    received = json.loads(p.cipher("carol", "alice").decrypt(message))
     image = attachments.decrypt(
         cdn[received["cdn_key"]],
         key=bytes.fromhex(received["key"]),
@@ -137,11 +188,16 @@ def _picture_message(out: Callable[[str], None]) -> None:
     )
     assert image == picture
     out(
-        f"alice -> bob   {message.type.name:<7} v{message.version} {len(bytes(message)):4d} bytes  "
-        f"pointer to a {len(picture)}-byte PNG; blob on the CDN: {len(sent.blob)} bytes "
-        f"(padded, IV, MAC); digest {sent.digest.hex()[:16]}..."
+        _line(
+            "alice",
+            "carol",
+            message,
+            bytes(message),
+            f"pointer to a {len(picture)}-byte PNG; blob on the CDN: {len(sent.blob)} bytes "
+            f"(padded, IV, MAC); digest {sent.digest.hex()[:16]}...",
+        )
     )
-    out(f"  bob decrypted the picture: {len(image)} bytes, MAC, digest and incremental MAC ok")
+    out(f"  carol decrypted the picture: {len(image)} bytes, MAC, digest and incremental MAC ok")
 
     tampered = bytearray(sent.blob)
     tampered[100] ^= 1
@@ -167,36 +223,25 @@ def _picture_message(out: Callable[[str], None]) -> None:
     )
 
 
-def _group_sealed_and_safety_numbers(out: Callable[[str], None]) -> None:
-    """A three-member group over sender keys, a sealed-sender message, safety numbers."""
-    out("== a three-member group (sender keys), sealed sender, safety numbers")
-    names = {
-        "alice": "9d0652a3-dcc3-4d11-975f-74d61598733f",
-        "bob": "796abedb-ca4e-4f18-8803-1fde5b921f9f",
-        "carol": "0f3b2c3e-5a7d-4e8f-9a1b-2c3d4e5f6a7b",
-    }
-    stores = {n: ts.MemoryStore(ts.IdentityKeyPair.generate(), 10 + i) for i, n in enumerate(names)}
-    addr = {n: ts.Address(aci, 1) for n, aci in names.items()}
-    # Everyone has a 1:1 session with everyone (each answers once, acknowledging it).
-    for a in names:
-        for b in names:
-            if a < b:
-                to_b = ts.SessionCipher(stores[a], addr[b])
-                to_b.process_bundle(stores[b].new_bundle(1, signed_prekey_id=1, one_time=False))
-                ts.SessionCipher(stores[b], addr[a]).decrypt(to_b.encrypt(b"hi"))
-                to_b.decrypt(ts.SessionCipher(stores[b], addr[a]).encrypt(b"hi"))
+def _group(p: Parties, group_id: uuid.UUID, out: Out) -> None:
+    """bob and carol start a session; the three exchange sender keys and talk."""
+    out("== a three-member group (sender keys)")
+    to_bob = p.cipher("carol", "bob")
+    to_bob.process_bundle(p["bob"].new_bundle(1, prekey_id=2, signed_prekey_id=2))
+    p.cipher("bob", "carol").decrypt(to_bob.encrypt(b"hi"))
+    to_bob.decrypt(p.cipher("bob", "carol").encrypt(b"hi"))
+    out("carol and bob start a PQXDH session (alice has one with each already)")
 
-    group_id = uuid.uuid4()
     sender_key_messages = 0
-    for sender in names:
-        skdm = ts.GroupCipher(stores[sender], group_id).create_distribution(addr[sender])
-        others = [addr[n] for n in names if n != sender]
-        for to, sent in ts.encrypt_fanout(stores[sender], others, bytes(skdm)).items():
+    for sender in ACIS:
+        skdm = ts.GroupCipher(p[sender], group_id).create_distribution(ADDRESSES[sender])
+        others = [ADDRESSES[n] for n in ACIS if n != sender]
+        for to, sent in ts.encrypt_fanout(p[sender], others, bytes(skdm)).items():
             assert not isinstance(sent, ts.errors.TextSecureError), sent
-            receiver = next(n for n in names if addr[n] == to)
-            got = ts.SessionCipher(stores[receiver], addr[sender]).decrypt(sent)
-            ts.GroupCipher(stores[receiver], group_id).process_distribution(
-                addr[sender], ts.SenderKeyDistributionMessage.from_bytes(got)
+            receiver = next(n for n in ACIS if ADDRESSES[n] == to)
+            got = p.cipher(receiver, sender).decrypt(sent)
+            ts.GroupCipher(p[receiver], group_id).process_distribution(
+                ADDRESSES[sender], ts.SenderKeyDistributionMessage.from_bytes(got)
             )
             sender_key_messages += 1
     out(
@@ -204,48 +249,51 @@ def _group_sealed_and_safety_numbers(out: Callable[[str], None]) -> None:
         f"({sender_key_messages} fan-out messages)"
     )
     for sender, text in (("alice", b"Lunch at noon?"), ("bob", b"Yes!"), ("carol", b"Count me in")):
-        message = ts.GroupCipher(stores[sender], group_id).encrypt(addr[sender], text)
+        message = ts.GroupCipher(p[sender], group_id).encrypt(ADDRESSES[sender], text)
         wire = bytes(message)
-        for receiver in names:
+        for receiver in ACIS:
             if receiver != sender:
                 parsed = ts.parse_message(ts.MessageType.SENDERKEY, wire)
-                got = ts.GroupCipher(stores[receiver], group_id).decrypt(addr[sender], parsed)
+                got = ts.GroupCipher(p[receiver], group_id).decrypt(ADDRESSES[sender], parsed)
                 assert got == text
         out(
             f"{sender:>5} -> group {message.type.name:<9} {len(wire):4d} bytes, one ciphertext "
             f"for all members, signed  {text.decode()}"
         )
 
-    # Sealed sender: the server sees neither who sent the message nor its content.
+
+def _sealed_sender_and_safety_numbers(p: Parties, out: Out) -> None:
+    """A sealed-sender message over alice's X3DH session with bob; their safety numbers."""
+    out("== sealed sender, safety numbers")
     trust_root = ts.PrivateKey.generate()
     server_key = ts.PrivateKey.generate()
     server_cert = ts.ServerCertificate.create(1, server_key.public_key, trust_root)
     now = int(time.time() * 1000)
     alice_cert = ts.SenderCertificate.create(
-        sender_uuid=names["alice"],
+        sender_uuid=ACIS["alice"],
         sender_device_id=1,
-        identity_key=stores["alice"].identity_key_pair.public_key,
+        identity_key=p["alice"].identity_key_pair.public_key,
         expiration=now + 86_400_000,
         server_certificate=server_cert,
         server_key=server_key,
     )
-    sealed = ts.SealedSessionCipher(stores["alice"]).encrypt(
-        addr["bob"], b"A secret from someone", alice_cert
+    sealed = ts.SealedSessionCipher(p["alice"]).encrypt(
+        ADDRESSES["bob"], b"A secret from someone", alice_cert
     )
-    result = ts.SealedSessionCipher(stores["bob"]).decrypt(
-        sealed, trust_root=trust_root.public_key, timestamp=now, local_address=addr["bob"]
+    result = ts.SealedSessionCipher(p["bob"]).decrypt(
+        sealed, trust_root=trust_root.public_key, timestamp=now, local_address=ADDRESSES["bob"]
     )
-    assert result.plaintext == b"A secret from someone" and result.sender == addr["alice"]
+    assert result.plaintext == b"A secret from someone" and result.sender == ADDRESSES["alice"]
     out(
         f"sealed sender v1: {len(sealed)} bytes on the wire, no visible sender; bob's store "
-        f"finds the sender certificate of {result.sender} and decrypts: "
+        f"finds the sender certificate of alice ({result.sender}) and decrypts: "
         f"{result.plaintext.decode()}"
     )
 
     # Safety numbers: both sides compute the same 60 digits; the QR codes cross-match.
-    alice_key = stores["alice"].identity_key_pair.public_key
-    bob_key = stores["bob"].identity_key_pair.public_key
-    alice_id, bob_id = uuid.UUID(names["alice"]).bytes, uuid.UUID(names["bob"]).bytes
+    alice_key = p["alice"].identity_key_pair.public_key
+    bob_key = p["bob"].identity_key_pair.public_key
+    alice_id, bob_id = uuid.UUID(ACIS["alice"]).bytes, uuid.UUID(ACIS["bob"]).bytes
     alice_view = ts.Fingerprint.create(
         local_id=alice_id, local_key=alice_key, remote_id=bob_id, remote_key=bob_key
     )
@@ -260,11 +308,132 @@ def _group_sealed_and_safety_numbers(out: Callable[[str], None]) -> None:
     out(f"safety number (bob's view):   {groups}  (same; scanned QR codes match)")
 
 
-def run(out: Callable[[str], None] = print) -> None:
-    """Runs the demo: X3DH and PQXDH conversations, a picture, a group, sealed sender and
-    safety numbers."""
-    out(f"textsecure {ts.__version__}")
-    _conversation(kyber=False, out=out)
-    _conversation(kyber=True, out=out)
-    _picture_message(out)
-    _group_sealed_and_safety_numbers(out)
+def _send_before_restart(p: Parties, group_id: uuid.UUID, out: Out) -> list[dict[str, Any]]:
+    """alice's last messages before her process ends: what a server would queue."""
+    pending: list[dict[str, Any]] = []
+    for to in ("bob", "carol"):
+        message = p.cipher("alice", to).encrypt(BEFORE_RESTART[to].encode())
+        wire = bytes(message)
+        pending.append({"to": to, "type": int(message.type), "body": wire.hex()})
+        out(_line("alice", to, message, wire, BEFORE_RESTART[to]))
+    group_message = ts.GroupCipher(p["alice"], group_id).encrypt(
+        ADDRESSES["alice"], BEFORE_RESTART["group"].encode()
+    )
+    wire = bytes(group_message)
+    pending.append({"to": "group", "type": int(group_message.type), "body": wire.hex()})
+    out(
+        f"alice -> group {group_message.type.name:<9} {len(wire):4d} bytes  "
+        f"{BEFORE_RESTART['group']}"
+    )
+    return pending
+
+
+def _restart(p: Parties, directory: Path, group_id: uuid.UUID, out: Out) -> None:
+    """Sends, closes every store, hands over to a new process, reopens alice's account and
+    decrypts what the new process answered."""
+    out(f"== restart: everything lives in {p.path.name}, nothing else carries over")
+    pending = _send_before_restart(p, group_id, out)
+    mailbox = directory / MAILBOX
+    mailbox.write_text(
+        json.dumps({"group_id": str(group_id), "pending": pending, "replies": []}, indent=1)
+    )
+    p.close()
+    command = [sys.executable, "-m", "textsecure", "demo", "--continue", str(directory)]
+    out(f"process pid {os.getpid()} closed every store; {len(pending)} messages wait in {MAILBOX}")
+    out(f"starting a new process: python -m textsecure demo --continue {directory}")
+    child = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in child.stdout.splitlines():
+        out(f"  | {line}")
+    if child.returncode != 0:
+        raise RuntimeError(f"the new process failed (rc={child.returncode}):\n{child.stderr}")
+    state = json.loads(mailbox.read_text())
+    child_pid = int(state["continued_by"])
+    if child_pid == os.getpid():  # pragma: no cover - would be a bug
+        raise AssertionError("the conversation was continued in the same process")
+    out(f"process pid {child_pid} exited (rc 0)")
+
+    again = Parties(p.path, ["alice"])
+    try:
+        out(f"process pid {os.getpid()} reopens alice's account in {p.path.name}")
+        for reply in state["replies"]:
+            sender = reply["from"]
+            message = ts.parse_message(reply["type"], bytes.fromhex(reply["body"]))
+            text = again.cipher("alice", sender).decrypt(message).decode()
+            assert text == AFTER_RESTART[sender], text
+            out(f"alice decrypted {sender}'s reply from pid {child_pid}: {text}")
+    finally:
+        again.close()
+
+
+def continue_after_restart(directory: Path | str, out: Out = print) -> None:
+    """The new process (``python -m textsecure demo --continue DIR``): opens bob's and
+    carol's accounts in ``DIR/demo.db``, decrypts what alice sent before the restart, and
+    replies."""
+    directory = Path(directory)
+    path = directory / DATABASE
+    mailbox = directory / MAILBOX
+    if not path.is_file() or not mailbox.is_file():
+        raise FileNotFoundError(f"{directory} has no {DATABASE} and {MAILBOX} (run the demo)")
+    state = json.loads(mailbox.read_text())
+    group_id = uuid.UUID(state["group_id"])
+    p = Parties(path, ["bob", "carol"])
+    try:
+        out(f"restarted: new process pid {os.getpid()} opened {path} (accounts bob, carol)")
+        for item in state["pending"]:
+            body = bytes.fromhex(item["body"])
+            if item["to"] == "group":
+                for receiver in ("bob", "carol"):
+                    message = ts.parse_message(ts.MessageType.SENDERKEY, body)
+                    text = ts.GroupCipher(p[receiver], group_id).decrypt(
+                        ADDRESSES["alice"], message
+                    )
+                    out(
+                        f"{receiver} decrypted alice's group message from before the restart: "
+                        f"{text.decode()}"
+                    )
+                continue
+            receiver = item["to"]
+            parsed = ts.parse_message(item["type"], body)
+            text = p.cipher(receiver, "alice").decrypt(parsed)
+            out(
+                f"{receiver} decrypted alice's v{parsed.version} message from before the "
+                f"restart: {text.decode()}"
+            )
+        for sender in ("bob", "carol"):
+            reply = p.cipher(sender, "alice").encrypt(AFTER_RESTART[sender].encode())
+            wire = bytes(reply)
+            state["replies"].append({"from": sender, "type": int(reply.type), "body": wire.hex()})
+            out(_line(sender, "alice", reply, wire, AFTER_RESTART[sender]))
+    finally:
+        p.close()
+    state["pending"] = []
+    state["continued_by"] = os.getpid()
+    mailbox.write_text(json.dumps(state, indent=1))
+
+
+def run(out: Out = print, directory: Path | str | None = None) -> None:
+    """Runs the demo: X3DH and PQXDH conversations, a picture, a group, sealed sender, safety
+    numbers, and a restart, on an SQLite database in ``directory`` (a new, empty one; by
+    default a temporary directory, removed afterwards)."""
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix="textsecure-demo-") as tmp:
+            run(out, tmp)
+        return
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / DATABASE
+    if path.exists():
+        raise FileExistsError(f"{path} exists: give the demo an empty directory")
+    out(f"textsecure {ts.__version__}, demo process pid {os.getpid()}")
+    p = Parties(path, ["alice", "bob", "carol"])
+    out(f"state: {path} (SQLite, one account per party: alice, bob, carol)")
+    try:
+        _conversation(p, "alice", "bob", kyber=False, out=out)
+        _conversation(p, "alice", "carol", kyber=True, out=out)
+        _picture_message(p, out)
+        group_id = uuid.uuid4()
+        _group(p, group_id, out)
+        _sealed_sender_and_safety_numbers(p, out)
+        _restart(p, directory, group_id, out)
+    finally:
+        p.close()
