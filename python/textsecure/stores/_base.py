@@ -37,6 +37,8 @@ from textsecure._native import (
     SignedPreKeyRecord,
 )
 from textsecure.stores import _native_api as nat
+from textsecure.stores import _prekeys
+from textsecure.stores._prekeys import PreKeyCounts, PreKeyUpload
 from textsecure.stores._sql import Engine, Result, Statement, migrate
 
 if TYPE_CHECKING:
@@ -802,6 +804,106 @@ class DurableStore:
             if kpk is not None:
                 self.save_kyber_prekey(kpk, last_resort=kyber_last_resort)
         return bundle
+
+    # -- prekey lifecycle -------------------------------------------------------------
+
+    @contextmanager
+    def _prekey_unit(self) -> Iterator[Any]:
+        with self._unit() as conn:
+            self._engine.lock(conn, self._account, [_prekeys.LOCK_KEY])
+            yield conn
+
+    @_guarded
+    def prekey_counts(self, *, now_ms: int | None = None) -> PreKeyCounts:
+        """How many one-time prekeys are stored (confirmed / not), how many signed and
+        last-resort keys await confirmation, and the age of the current (newest confirmed)
+        signed and last-resort Kyber prekeys."""
+        now = _prekeys.check_now(now_ms, _now_ms())
+        with self._prekey_unit() as conn:
+            return _prekeys.counts(self, conn, now)
+
+    @_guarded
+    def generate_prekeys(
+        self, count: int = _prekeys.BATCH, *, kyber: bool = True, now_ms: int | None = None
+    ) -> PreKeyUpload:
+        """Generates ``count`` one-time EC prekeys and (``kyber``) as many one-time Kyber
+        prekeys signed by the identity key, stores them unconfirmed and returns their public
+        parts to upload. Ids are 24-bit, from the account's counters (wrapping, skipping ids
+        still stored)."""
+        _prekeys.check_count("count", count, 1, _prekeys.MAX_BATCH)
+        now = _prekeys.check_now(now_ms, _now_ms())
+        with self._prekey_unit() as conn:
+            return _prekeys.generate_one_time(self, conn, count, bool(kyber), now)
+
+    @_guarded
+    def refill_prekeys(
+        self,
+        *,
+        server_count: int,
+        server_kyber_count: int | None = None,
+        batch: int = _prekeys.BATCH,
+        threshold: int = _prekeys.REFILL_THRESHOLD,
+        kyber: bool = True,
+        now_ms: int | None = None,
+    ) -> PreKeyUpload | None:
+        """A new batch (``generate_prekeys(batch)``) when the server holds fewer than
+        ``threshold`` one-time EC prekeys (``server_count``) or Kyber prekeys
+        (``server_kyber_count``, when given); else None."""
+        _prekeys.check_count("server_count", server_count, 0, 2**63 - 1)
+        if server_kyber_count is not None:
+            _prekeys.check_count("server_kyber_count", server_kyber_count, 0, 2**63 - 1)
+        _prekeys.check_count("threshold", threshold, 0, 2**63 - 1)
+        low = server_count < threshold or (
+            kyber and server_kyber_count is not None and server_kyber_count < threshold
+        )
+        if not low:
+            return None
+        return self.generate_prekeys(batch, kyber=kyber, now_ms=now_ms)
+
+    @_guarded
+    def rotate_signed_prekeys(
+        self,
+        *,
+        now_ms: int | None = None,
+        interval_ms: int = _prekeys.ROTATION_INTERVAL_MS,
+        grace_ms: int = _prekeys.REPLACED_GRACE_MS,
+    ) -> PreKeyUpload | None:
+        """Generates a new signed prekey and / or last-resort Kyber prekey (unconfirmed) when
+        the newest one is missing or ``interval_ms`` old; returns them to upload (None when
+        nothing was due). Also deletes signed / last-resort keys replaced ``grace_ms`` ago
+        (never the newest confirmed one) and one-time prekeys older than 90 days."""
+        now = _prekeys.check_now(now_ms, _now_ms())
+        _prekeys.check_count("interval_ms", interval_ms, 0, 2**63 - 1)
+        _prekeys.check_count("grace_ms", grace_ms, 0, 2**63 - 1)
+        with self._prekey_unit() as conn:
+            return _prekeys.rotate(self, conn, now, interval_ms, grace_ms)
+
+    @_guarded
+    def confirm_upload(self, upload: PreKeyUpload, *, now_ms: int | None = None) -> None:
+        """Marks ``upload``'s keys as taken by the server. A confirmed signed / last-resort
+        key replaces the older ones: their 30-day grace period starts now."""
+        if not isinstance(upload, PreKeyUpload):
+            raise TypeError("upload must be a PreKeyUpload")
+        now = _prekeys.check_now(now_ms, _now_ms())
+        with self._prekey_unit() as conn:
+            _prekeys.confirm(self, conn, upload, now)
+
+    @_guarded
+    def current_bundle(
+        self, device_id: int, *, kyber: bool = True, now_ms: int | None = None
+    ) -> PreKeyBundle:
+        """The bundle a server would hand out: the newest confirmed signed prekey and
+        last-resort Kyber prekey, the oldest confirmed one-time EC and Kyber prekeys (the
+        last-resort key when no one-time Kyber key is confirmed); nothing unconfirmed. A
+        signed or last-resort key is never older than 14 days here: when there is none that
+        young, a new one is generated and confirmed at once (the caller hands the bundle out
+        itself, as a server would). ``kyber=False``: an X3DH bundle. One-time keys are not
+        consumed here, only when a session uses them."""
+        now = _prekeys.check_now(now_ms, _now_ms())
+        with self._prekey_unit() as conn:
+            return _prekeys.bundle(
+                self, conn, device_id, now, bool(kyber), _prekeys.MAX_BUNDLE_KEY_AGE_MS
+            )
 
     # -- sender keys ------------------------------------------------------------------
 
