@@ -552,6 +552,21 @@ def test_removal_is_a_tombstone_and_versions_only_grow(db: Db) -> None:
     assert _session_version(db) == 6 and s.session(ALICE) is not None
 
 
+def test_tombstones_survive_key_rotation(db: Db) -> None:
+    s = db.store(key=KEY1)
+    s.save_session(ALICE, SESSION)
+    s.save_session(BOB, SESSION)
+    s.save_sender_key(BOB, "g", SENDER_KEY)
+    s.remove_session(ALICE)
+    s.remove_sender_key(BOB, "g")
+    s.rotate_key(KEY2)
+    s.close()
+    s = db.store(key=KEY2)
+    assert s.session(ALICE) is None and s.sender_key(BOB, "g") is None
+    assert s.session_addresses() == [BOB]
+    assert db.query("SELECT version FROM sessions ORDER BY address") == [(2,), (1,)]
+
+
 def test_stale_plan_against_a_removed_and_recreated_session_conflicts(db: Db) -> None:
     s = db.store()
     s.save_session(ALICE, SESSION)
