@@ -49,7 +49,15 @@ from textsecure._native import (
     sealed_sender_multi_recipient_message_for_single_recipient,
 )
 from textsecure.enums import ContentHint, MessageType, PqRatchet
-from textsecure.stores import DurableStore, InboxItem, PostgresStore, SQLiteStore, Transaction
+from textsecure.stores import (
+    DurableStore,
+    InboxItem,
+    PostgresStore,
+    PreKeyCounts,
+    PreKeyUpload,
+    SQLiteStore,
+    Transaction,
+)
 
 __all__ = [
     "Address",
@@ -71,6 +79,8 @@ __all__ = [
     "MemoryStore",
     "MessageType",
     "PostgresStore",
+    "PreKeyCounts",
+    "PreKeyUpload",
     "PqRatchet",
     "PreKeyBundle",
     "PreKeyRecord",
