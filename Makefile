@@ -10,7 +10,7 @@ BUILT  := $(VENV)/.built
 NPM_STAMP := tests/interop/node_modules/.installed
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all demo test test-rust test-python bench bench-python bench-rust lint fmt \
+.PHONY: all demo test test-rust test-python bench bench-python bench-rust bench-stores lint fmt \
         build build-dev venv peers clean fuzz
 
 all: lint test
@@ -63,6 +63,11 @@ bench-python: $(BUILT) peers
 
 bench-rust:
 	cargo bench -p textsecure-core --bench ratchet
+
+# Store path vs. floor (same SQL without crypto) for Memory/SQLite/PostgreSQL stores; writes
+# docs/benchmarks-stores.md (about 15 minutes; `benches/stores.py --quick` checks the code).
+bench-stores: $(BUILT)
+	$(PY) benches/stores.py
 
 lint: $(BUILT)
 	cargo fmt --all --check
