@@ -123,8 +123,8 @@ class ManagedStore(StoreBackend, Protocol):
     Addresses are canonicalised; ``remove_*`` of something absent does nothing; a
     ``uuid.UUID`` distribution id names a current-format sender key, a ``str`` a legacy
     group id. ``save_session`` / ``remove_session`` / ``save_sender_key`` /
-    ``remove_sender_key`` / ``trust`` must move the row's version (so a cipher operation that
-    read the old row conflicts), never reuse one."""
+    ``remove_sender_key`` must move the row's version (so a cipher operation that read the
+    old row conflicts), never reuse one."""
 
     def save_prekey(self, record: PreKeyRecord, /) -> None: ...
     def load_prekey(self, id: int, /) -> PreKeyRecord | None: ...
