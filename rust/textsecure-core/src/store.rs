@@ -249,8 +249,9 @@ impl InMemoryStore {
         s
     }
 
-    /// Applies a change set atomically: if any record it read has changed since (or a unique
-    /// use was recorded meanwhile) nothing is applied and [`Conflict`] is returned.
+    /// Applies a change set atomically: if any record it read has changed since, a unique use
+    /// was recorded meanwhile, or a one-time prekey it consumes is gone, nothing is applied and
+    /// [`Conflict`] is returned.
     pub fn apply(&mut self, changes: ChangeSet) -> std::result::Result<(), Conflict> {
         let stale = changes
             .sessions
@@ -267,7 +268,17 @@ impl InMemoryStore {
             || changes
                 .kyber_last_resort_uses
                 .iter()
-                .any(|t| self.kyber_last_resort_uses.contains(t));
+                .any(|t| self.kyber_last_resort_uses.contains(t))
+            // A one-time prekey consumed meanwhile (by another session) is a lost race too:
+            // one prekey must never set up two sessions.
+            || changes
+                .removed_prekeys
+                .iter()
+                .any(|id| !self.prekeys.contains_key(id))
+            || changes
+                .removed_kyber_prekeys
+                .iter()
+                .any(|id| !self.kyber_prekeys.contains_key(id));
         if stale {
             return Err(Conflict);
         }

@@ -292,6 +292,38 @@ fn fanout_failures_change_nothing_for_their_peer() {
 }
 
 #[test]
+fn one_one_time_prekey_never_sets_up_two_sessions() {
+    for kyber in [false, true] {
+        let mut bob = party(2);
+        let bundle = bundle_into(&mut bob, true, kyber);
+        let b = Address::new("bob", 1);
+        // Two senders use the same one-time prekey; bob plans both first messages from
+        // snapshots taken before either commits, as two threads or processes would.
+        let mut planned = Vec::new();
+        for name in ["carol", "dave"] {
+            let mut s = party(3);
+            run(
+                &mut s,
+                Operation::ProcessBundle {
+                    remote: b.clone(),
+                    bundle: bundle.clone(),
+                    options: SessionOptions::default(),
+                },
+            )
+            .unwrap();
+            let m = message(run(&mut s, encrypt_op(&b, b"x")).unwrap());
+            let op = decrypt_op(&Address::new(name, 1), m);
+            let snap = bob.snapshot(&op.needs().unwrap());
+            planned.push(plan(&op, &snap).unwrap().1);
+        }
+        let second = planned.pop().unwrap();
+        bob.apply(planned.pop().unwrap()).unwrap();
+        assert_eq!(bob.apply(second), Err(Conflict));
+        assert_eq!(bob.sessions.len(), 1);
+    }
+}
+
+#[test]
 fn empty_change_set_for_reads() {
     assert!(ChangeSet::default().is_empty());
 }
