@@ -8,7 +8,8 @@ which textsecure does not have yet, so the sealed inner messages here are Plaint
 (type 8, opaque bytes) or a libsignal SenderKeyMessage (type 7), and each side opens the
 envelope to the sealed content (USMC) and validates the certificate. Rejections: an expired
 certificate, a certificate from another trust root, and a sender whose identity key is not
-the one in its certificate.
+the one in its certificate. The sealed-sender tests run once per store kind (``new_store``:
+MemoryStore, SQLiteStore, PostgresStore) for textsecure's parties.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 import pytest
 import textsecure as ts
 from peers import NodePeer, PeerError, bundle_to_wire, require_node_lib
+from support import Store, StoreFactory
 from textsecure import errors
 
 pytestmark = pytest.mark.interop
@@ -142,9 +144,11 @@ def _uuid() -> str:
 PLAINTEXT_CONTENT = b"\xc0" + b"opaque plaintext content \x00\x01\x02"
 
 
-def _python_party(device: int = 1) -> tuple[str, ts.MemoryStore, ts.SealedSessionCipher]:
+def _python_party(
+    new_store: StoreFactory, device: int = 1
+) -> tuple[str, Store, ts.SealedSessionCipher]:
     ident = ts.IdentityKeyPair.generate()
-    store = ts.MemoryStore(ident, 4000 + device)
+    store = new_store(ident, 4000 + device)
     return _uuid(), store, ts.SealedSessionCipher(store)
 
 
@@ -206,9 +210,9 @@ def test_certificates_cross_validate(peer: NodePeer) -> None:
     assert not peer.sender_certificate_info(bytes(mine), trust_root=root_pub, time=NOW)["valid"]
 
 
-def test_v1_from_libsignal(peer: NodePeer) -> None:
+def test_v1_from_libsignal(peer: NodePeer, new_store: StoreFactory) -> None:
     server = Server()
-    bob_uuid, bob_store, bob = _python_party()
+    bob_uuid, bob_store, bob = _python_party(new_store)
     alice_uuid = _uuid()
     alice_key = peer.create(alice_uuid, 2)
     peer.trust(bob_uuid, 1, bytes(bob_store.identity_key_pair.public_key))
@@ -247,16 +251,18 @@ def test_v1_from_libsignal(peer: NodePeer) -> None:
             local_address=ts.Address(alice_uuid, 2),
         )
     # A sealed message for someone else does not open.
-    _, _, carol = _python_party()
+    _, _, carol = _python_party(new_store)
     with pytest.raises(errors.InvalidMessage):
         carol.decrypt_to_usmc(body)
 
 
-def test_v1_from_libsignal_rejects_identity_mismatch(peer: NodePeer) -> None:
+def test_v1_from_libsignal_rejects_identity_mismatch(
+    peer: NodePeer, new_store: StoreFactory
+) -> None:
     """libsignal seals with its own identity but presents a certificate for another key:
     the sealed sender key and the certificate key differ, so we refuse it."""
     server = Server()
-    bob_uuid, bob_store, bob = _python_party()
+    bob_uuid, bob_store, bob = _python_party(new_store)
     mallory_uuid = _uuid()
     peer.create(mallory_uuid, 1)
     peer.trust(bob_uuid, 1, bytes(bob_store.identity_key_pair.public_key))
@@ -271,9 +277,9 @@ def test_v1_from_libsignal_rejects_identity_mismatch(peer: NodePeer) -> None:
         bob.decrypt_to_usmc(body)
 
 
-def test_v1_sender_key_message_from_libsignal(peer: NodePeer) -> None:
+def test_v1_sender_key_message_from_libsignal(peer: NodePeer, new_store: StoreFactory) -> None:
     server = Server()
-    bob_uuid, bob_store, bob = _python_party()
+    bob_uuid, bob_store, bob = _python_party(new_store)
     alice_uuid = _uuid()
     alice_key = peer.create(alice_uuid, 1)
     peer.trust(bob_uuid, 1, bytes(bob_store.identity_key_pair.public_key))
@@ -298,7 +304,7 @@ def test_v1_sender_key_message_from_libsignal(peer: NodePeer) -> None:
         bob.decrypt(body, trust_root=server.root.public_key, timestamp=NOW)
 
 
-def _peer_session_to(peer: NodePeer, name: str, store: ts.MemoryStore, device: int = 1) -> None:
+def _peer_session_to(peer: NodePeer, name: str, store: Store, device: int = 1) -> None:
     bundle = store.new_bundle(device, prekey_id=11, signed_prekey_id=12, kyber_prekey_id=13)
     wire = {
         k: getattr(bundle, k)
@@ -322,10 +328,10 @@ def _peer_session_to(peer: NodePeer, name: str, store: ts.MemoryStore, device: i
     peer.process_bundle(name, device, bundle_to_wire(wire))
 
 
-def test_v2_from_libsignal(peer: NodePeer) -> None:
+def test_v2_from_libsignal(peer: NodePeer, new_store: StoreFactory) -> None:
     server = Server()
-    bob_uuid, bob_store, bob = _python_party(1)
-    carol_uuid, carol_store, carol = _python_party(2)
+    bob_uuid, bob_store, bob = _python_party(new_store, 1)
+    carol_uuid, carol_store, carol = _python_party(new_store, 2)
     excluded = [_uuid(), f"PNI:{_uuid()}"]
     alice_uuid = _uuid()
     alice_key = peer.create(alice_uuid, 4)
@@ -376,9 +382,11 @@ def test_v2_from_libsignal(peer: NodePeer) -> None:
     )
 
 
-def test_v2_from_libsignal_rejects_identity_mismatch(peer: NodePeer) -> None:
+def test_v2_from_libsignal_rejects_identity_mismatch(
+    peer: NodePeer, new_store: StoreFactory
+) -> None:
     server = Server()
-    bob_uuid, bob_store, bob = _python_party()
+    bob_uuid, bob_store, bob = _python_party(new_store)
     mallory_uuid = _uuid()
     peer.create(mallory_uuid, 1)
     _peer_session_to(peer, bob_uuid, bob_store)
@@ -394,9 +402,9 @@ def test_v2_from_libsignal_rejects_identity_mismatch(peer: NodePeer) -> None:
 # -- sealed sender: textsecure -> libsignal ---------------------------------------------------
 
 
-def test_v1_to_libsignal(peer: NodePeer) -> None:
+def test_v1_to_libsignal(peer: NodePeer, new_store: StoreFactory) -> None:
     server = Server()
-    alice_uuid, alice_store, alice = _python_party()
+    alice_uuid, alice_store, alice = _python_party(new_store)
     bob_uuid = _uuid()
     bob_key = peer.create(bob_uuid, 1)
     alice_store.trust(ts.Address(bob_uuid, 1), bob_key)
@@ -443,9 +451,9 @@ def test_v1_to_libsignal(peer: NodePeer) -> None:
     assert ei.value.kind == "invalid_message"
 
 
-def test_v2_to_libsignal(peer: NodePeer, peer2: NodePeer) -> None:
+def test_v2_to_libsignal(peer: NodePeer, new_store: StoreFactory, peer2: NodePeer) -> None:
     server = Server()
-    alice_uuid, alice_store, alice = _python_party()
+    alice_uuid, alice_store, alice = _python_party(new_store)
     peers = []
     for p, device in ((peer, 1), (peer2, 2)):
         name = _uuid()

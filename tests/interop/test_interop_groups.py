@@ -10,7 +10,8 @@ Each scenario: the distribution message goes from the sender to both receivers, 
 group messages; every receiver gets its own shuffle with 10% of the messages lost, must
 decrypt every delivered one, and must refuse a redelivered one as a duplicate. The
 distribution message travels as raw bytes (the 1:1 layer that would carry it is tested
-elsewhere). Peers that are absent skip with the reason.
+elsewhere). Peers that are absent skip with the reason. textsecure's parties keep their state
+in the store the ``new_store`` fixture makes (MemoryStore, SQLiteStore, PostgresStore).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Protocol
 import pytest
 import textsecure as ts
 from peers import AxolotlPeer, NodePeer, PeerError, require_axolotl, require_node_lib
+from support import Store, StoreFactory
 from textsecure import errors
 
 pytestmark = pytest.mark.interop
@@ -68,9 +70,9 @@ def _deliver(sent: list[tuple[bytes, bytes]], receivers: list[Receiver], seed: i
 
 
 class TsReceiver:
-    def __init__(self, name: str, key: uuid.UUID | str) -> None:
+    def __init__(self, new_store: StoreFactory, name: str, key: uuid.UUID | str) -> None:
         self.name = f"textsecure:{name}"
-        self.store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 7)
+        self.store: Store = new_store(ts.IdentityKeyPair.generate(), 7)
         self.key = key
         self.sender = ts.Address(*ALICE)
 
@@ -143,13 +145,18 @@ def spawn() -> Iterator[Spawn]:
 
 
 @pytest.mark.parametrize("lib", CURRENT_LIBS)
-def test_libsignal_sender_two_textsecure_receivers(spawn: Spawn, lib: str) -> None:
+def test_libsignal_sender_two_textsecure_receivers(
+    spawn: Spawn, new_store: StoreFactory, lib: str
+) -> None:
     sender = spawn(lib)
     assert isinstance(sender, NodePeer)
     sender.create(*ALICE)
     dist = uuid.uuid4()
     skdm = sender.group_create_distribution(dist)
-    receivers: list[Receiver] = [TsReceiver("bob", dist), TsReceiver("carol", dist)]
+    receivers: list[Receiver] = [
+        TsReceiver(new_store, "bob", dist),
+        TsReceiver(new_store, "carol", dist),
+    ]
     for r in receivers:
         r.process(skdm)
     sent = [(_plaintext(i), sender.group_encrypt(dist, _plaintext(i))) for i in range(N_MESSAGES)]
@@ -175,12 +182,14 @@ def test_libsignal_sender_two_textsecure_receivers(spawn: Spawn, lib: str) -> No
 
 
 @pytest.mark.parametrize("lib", CURRENT_LIBS)
-def test_textsecure_sender_two_libsignal_receivers(spawn: Spawn, lib: str) -> None:
+def test_textsecure_sender_two_libsignal_receivers(
+    spawn: Spawn, new_store: StoreFactory, lib: str
+) -> None:
     peers = [spawn(lib), spawn(lib)]
     for i, p in enumerate(peers):
         assert isinstance(p, NodePeer)
         p.create(f"receiver{i}", 1)
-    store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 5)
+    store = new_store(ts.IdentityKeyPair.generate(), 5)
     me = ts.Address(*ALICE)
     dist = uuid.uuid4()
     cipher = ts.GroupCipher(store, dist)
@@ -201,12 +210,15 @@ def test_textsecure_sender_two_libsignal_receivers(spawn: Spawn, lib: str) -> No
 # -- legacy format: python-axolotl -------------------------------------------------------------
 
 
-def test_axolotl_sender_two_textsecure_receivers(spawn: Spawn) -> None:
+def test_axolotl_sender_two_textsecure_receivers(spawn: Spawn, new_store: StoreFactory) -> None:
     sender = spawn("axolotl")
     assert isinstance(sender, AxolotlPeer)
     sender.create(*ALICE)
     skdm = sender.legacy_group_create_distribution(GROUP_ID)
-    receivers: list[Receiver] = [TsReceiver("bob", GROUP_ID), TsReceiver("carol", GROUP_ID)]
+    receivers: list[Receiver] = [
+        TsReceiver(new_store, "bob", GROUP_ID),
+        TsReceiver(new_store, "carol", GROUP_ID),
+    ]
     for r in receivers:
         r.process(skdm)
     sent = [
@@ -219,12 +231,12 @@ def test_axolotl_sender_two_textsecure_receivers(spawn: Spawn) -> None:
     _deliver(sent, receivers, seed=3)
 
 
-def test_textsecure_sender_two_axolotl_receivers(spawn: Spawn) -> None:
+def test_textsecure_sender_two_axolotl_receivers(spawn: Spawn, new_store: StoreFactory) -> None:
     peers = [spawn("axolotl"), spawn("axolotl")]
     for i, p in enumerate(peers):
         assert isinstance(p, AxolotlPeer)
         p.create(f"receiver{i}", 1)
-    store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 5)
+    store = new_store(ts.IdentityKeyPair.generate(), 5)
     me = ts.Address(*ALICE)
     cipher = ts.LegacyGroupCipher(store, GROUP_ID)
     skdm = bytes(cipher.create_distribution(me))
@@ -243,12 +255,12 @@ def test_textsecure_sender_two_axolotl_receivers(spawn: Spawn) -> None:
 # -- the formats are selected per group and do not mix -----------------------------------------
 
 
-def test_formats_do_not_mix_with_real_peers(spawn: Spawn) -> None:
+def test_formats_do_not_mix_with_real_peers(spawn: Spawn, new_store: StoreFactory) -> None:
     ls, ax = spawn("ls0103"), spawn("axolotl")
     assert isinstance(ls, NodePeer) and isinstance(ax, AxolotlPeer)
     ls.create(*ALICE)
     ax.create(*ALICE)
-    store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 9)
+    store = new_store(ts.IdentityKeyPair.generate(), 9)
     sender = ts.Address(*ALICE)
     with pytest.raises(errors.TextSecureError):
         ts.LegacyGroupCipher(store, GROUP_ID).process_distribution(
@@ -259,7 +271,9 @@ def test_formats_do_not_mix_with_real_peers(spawn: Spawn) -> None:
     assert store.sender_key(sender, GROUP_ID) is None
 
 
-def test_legacy_records_move_between_axolotl_and_textsecure(spawn: Spawn) -> None:
+def test_legacy_records_move_between_axolotl_and_textsecure(
+    spawn: Spawn, new_store: StoreFactory
+) -> None:
     """python-axolotl's SenderKeyRecord bytes load as a textsecure SenderKeyRecord (same field
     numbers as libsignal's) and continue the chain, and the other way round."""
     sender, receiver = spawn("axolotl"), spawn("axolotl")
@@ -274,7 +288,7 @@ def test_legacy_records_move_between_axolotl_and_textsecure(spawn: Spawn) -> Non
     assert receiver.legacy_group_decrypt(*ALICE, GROUP_ID, second) == b"second"
     (ax_record,) = receiver._senderkeys.records.values()
 
-    store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 3)
+    store = new_store(ts.IdentityKeyPair.generate(), 3)
     me = ts.Address(*ALICE)
     record = ts.SenderKeyRecord.from_bytes(ax_record)
     assert record.iteration == 2

@@ -21,11 +21,13 @@ from test_interop_sessions import (
     SCENARIOS,
     TS_NAME,
     Conv,
+    NewStore,
     PeerSide,
     Spawn,
     TsSide,
     bundle_dict,
     spawn_peers,
+    stores_by_lib,
 )
 from textsecure import errors
 
@@ -58,10 +60,12 @@ def check_prekey_message(m_type: int, body: bytes, kyber_prekey_id: int | None) 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 @pytest.mark.parametrize("otk", list(OTK))
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("lib", PQXDH_PEERS)
-def test_pqxdh(spawn: Spawn, lib: str, role: str, otk: str, scenario: str) -> None:
+@pytest.mark.parametrize(("store_kind", "lib"), stores_by_lib(PQXDH_PEERS, "ls0103"))
+def test_pqxdh(
+    spawn: Spawn, new_store: NewStore, lib: str, role: str, otk: str, scenario: str
+) -> None:
     c = Conv(
-        TsSide(pq_ratchet=policy(lib)),
+        TsSide(new_store, pq_ratchet=policy(lib)),
         PeerSide(spawn(lib)),
         ts_initiates=role == "ts_initiates",
         version=4,
@@ -74,11 +78,13 @@ def test_pqxdh(spawn: Spawn, lib: str, role: str, otk: str, scenario: str) -> No
 
 @pytest.mark.parametrize("otk", list(OTK))
 @pytest.mark.parametrize("lib", PQXDH_PEERS)
-def test_pqxdh_prekeys_used_by_responder(spawn: Spawn, lib: str, otk: str) -> None:
+def test_pqxdh_prekeys_used_by_responder(
+    spawn: Spawn, new_store: NewStore, lib: str, otk: str
+) -> None:
     """textsecure as responder: the PreKey message names its Kyber (and EC) prekey, and
     both one-time prekeys are gone afterwards; the signed prekey stays."""
     c = Conv(
-        TsSide(pq_ratchet=policy(lib)),
+        TsSide(new_store, pq_ratchet=policy(lib)),
         PeerSide(spawn(lib)),
         ts_initiates=False,
         version=4,
@@ -108,7 +114,7 @@ def test_pqxdh_prekeys_used_by_responder(spawn: Spawn, lib: str, otk: str) -> No
     ("first", "second"), [("ls072", "ls090"), ("ls090", "ls072"), ("ls0103", "ls090")]
 )
 def test_last_resort_kyber_prekey_serves_two_initiators(
-    spawn: Spawn, first: str, second: str, one_time_ec: bool
+    spawn: Spawn, new_store: NewStore, first: str, second: str, one_time_ec: bool
 ) -> None:
     """Two libsignal initiators use one textsecure bundle whose Kyber prekey is last-resort.
 
@@ -116,7 +122,7 @@ def test_last_resort_kyber_prekey_serves_two_initiators(
     the first initiator uses it up and the second's PreKey message is refused
     (InvalidPreKeyId, nothing stored).
     """
-    me = TsSide(pq_ratchet=policy(first, second))
+    me = TsSide(new_store, pq_ratchet=policy(first, second))
     bundle = me.new_bundle(kyber=True, one_time=one_time_ec, last_resort=True)
     kid = bundle.kyber_prekey_id
     assert kid is not None
@@ -145,9 +151,11 @@ def test_last_resort_kyber_prekey_serves_two_initiators(
 
 
 @pytest.mark.parametrize("lib", PQXDH_PEERS)
-def test_one_time_kyber_prekey_serves_one_initiator(spawn: Spawn, lib: str) -> None:
+def test_one_time_kyber_prekey_serves_one_initiator(
+    spawn: Spawn, new_store: NewStore, lib: str
+) -> None:
     """A one-time Kyber prekey is consumed: a second initiator with the same bundle is refused."""
-    me = TsSide(pq_ratchet=policy(lib))
+    me = TsSide(new_store, pq_ratchet=policy(lib))
     bundle = me.new_bundle(kyber=True, one_time=False, last_resort=False)
     kid = bundle.kyber_prekey_id
     assert kid is not None
@@ -169,7 +177,7 @@ def test_one_time_kyber_prekey_serves_one_initiator(spawn: Spawn, lib: str) -> N
 
 
 @pytest.mark.parametrize("lib", PQXDH_PEERS)
-def test_peer_kyber_prekeys_as_initiator(spawn: Spawn, lib: str) -> None:
+def test_peer_kyber_prekeys_as_initiator(spawn: Spawn, new_store: NewStore, lib: str) -> None:
     """The other way round: two textsecure stores start sessions from one libsignal bundle.
     With a last-resort Kyber prekey both work; with a one-time one the second is refused."""
     peer = PeerSide(spawn(lib))
@@ -178,7 +186,9 @@ def test_peer_kyber_prekeys_as_initiator(spawn: Spawn, lib: str) -> None:
         results = []
         for i in range(2):
             me = TsSide(
-                f"ts{i}-{'last_resort' if last_resort else 'one_time'}", pq_ratchet=policy(lib)
+                new_store,
+                f"ts{i}-{'last_resort' if last_resort else 'one_time'}",
+                pq_ratchet=policy(lib),
             )
             c = Conv(me, peer, ts_initiates=True, version=4, one_time=False)
             me.process_bundle(peer.name, bundle)
@@ -197,12 +207,16 @@ def test_peer_kyber_prekeys_as_initiator(spawn: Spawn, lib: str) -> None:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_spqr_required_and_libsignal_072_refuse_each_other(spawn: Spawn, role: str) -> None:
+def test_spqr_required_and_libsignal_072_refuse_each_other(
+    spawn: Spawn, new_store: NewStore, role: str
+) -> None:
     """With SPQR required (textsecure's default, like libsignal >= 0.92), a new session with
     libsignal 0.72 (no SPQR) fails cleanly on the first message in both directions: 0.72
     cannot derive SPQR-salted keys, and textsecure refuses a v4 peer without SPQR. Nothing is
     kept on either side."""
-    c = Conv(TsSide(), PeerSide(spawn("ls072")), ts_initiates=role == "ts_initiates", version=4)
+    c = Conv(
+        TsSide(new_store), PeerSide(spawn("ls072")), ts_initiates=role == "ts_initiates", version=4
+    )
     if c.ts_initiates:
         c.ts.process_bundle(c.peer.name, c.bundle_of(c.peer))
         m = c.send(c.ts, "hello")
@@ -228,10 +242,14 @@ def test_spqr_required_and_libsignal_072_refuse_each_other(spawn: Spawn, role: s
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_message_carries_spqr_with_libsignal_0103(spawn: Spawn, role: str) -> None:
+def test_every_message_carries_spqr_with_libsignal_0103(
+    spawn: Spawn, new_store: NewStore, role: str
+) -> None:
     """With libsignal 0.103 both sides speak SPQR v1 from the first message on (field 5 in
     every SignalMessage), across many epochs of ping-pong."""
-    c = Conv(TsSide(), PeerSide(spawn("ls0103")), ts_initiates=role == "ts_initiates", version=4)
+    c = Conv(
+        TsSide(new_store), PeerSide(spawn("ls0103")), ts_initiates=role == "ts_initiates", version=4
+    )
     c.start()
     for i in range(60):
         for sender in (c.ts, c.peer):
@@ -244,9 +262,13 @@ def test_every_message_carries_spqr_with_libsignal_0103(spawn: Spawn, role: str)
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("lib", ["ls090", "ls0103"])
-def test_pq_only_libsignal_refuses_x3dh_from_textsecure(spawn: Spawn, lib: str, role: str) -> None:
+def test_pq_only_libsignal_refuses_x3dh_from_textsecure(
+    spawn: Spawn, new_store: NewStore, lib: str, role: str
+) -> None:
     """0.90 and 0.103 speak no X3DH: they refuse textsecure's v3 bundle and v3 PreKey message."""
-    c = Conv(TsSide(), PeerSide(spawn(lib)), ts_initiates=role == "ts_initiates", version=3)
+    c = Conv(
+        TsSide(new_store), PeerSide(spawn(lib)), ts_initiates=role == "ts_initiates", version=3
+    )
     if c.ts_initiates:
         bundle = c.peer.bundle(kyber=False, one_time=True)  # an X3DH-shaped bundle
         c.ts.process_bundle(c.peer.name, bundle)

@@ -8,20 +8,26 @@ textsecure bundle). This module covers X3DH (session version 3) against libsigna
 helpers defined here.
 
 Peers: real libraries (``peers.NodePeer`` / ``peers.AxolotlPeer``), one process per test.
-Shuffles and losses use fixed seeds, so a failure reproduces.
+Shuffles and losses use fixed seeds, so a failure reproduces. textsecure's side keeps its
+state in the store the ``new_store`` fixture makes (MemoryStore, SQLiteStore, PostgresStore):
+every test runs with each kind, except the scenario matrices (``test_x3dh`` here,
+``test_pqxdh``), which run every library with the MemoryStore and the SQL stores against one
+library (libsignal-node here, libsignal 0.103 for PQXDH; see ``stores_by_lib``).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytest
 import textsecure as ts
 from peers import AxolotlPeer, NodePeer, Peer, PeerError, require_axolotl, require_node_lib
+from support import Store
 from textsecure import errors
 
 pytestmark = pytest.mark.interop
@@ -30,6 +36,7 @@ WHISPER, PREKEY = 2, 3
 TS_NAME, PEER_NAME, DEVICE = "alice", "bob", 1
 ROLES = ("ts_initiates", "peer_initiates")
 X3DH_PEERS = ("ls072", "node", "axolotl")
+DURABLE_STORES = ("sqlite", "postgres")
 #: libsignal-node 6.0.0 (src/session_cipher.js) tries a message against each session, most
 #: recently used first; doDecryptWhisperMessage steps the ratchet on the live session object
 #: (maybeStepRatchet, with the foreign ratchet key) before verifyMAC, and when an older
@@ -52,6 +59,22 @@ _BUNDLE_FIELDS = (
 )
 
 Spawn = Callable[[str], Peer]
+
+
+def stores_by_lib(libs: Sequence[str], durable_lib: str) -> list[tuple[str, str]]:
+    """``(store_kind, lib)`` pairs for the big scenario matrices: every library with the
+    MemoryStore, and the SQL stores against ``durable_lib`` only (the full cross product would
+    add several minutes to ``make test``; the store code is the same whatever the peer).
+    ``TEXTSECURE_INTEROP_ALL_STORES=1`` runs the full cross product."""
+    assert durable_lib in libs
+    if os.environ.get("TEXTSECURE_INTEROP_ALL_STORES") == "1":
+        return [(kind, lib) for kind in ("memory", *DURABLE_STORES) for lib in libs]
+    return [("memory", lib) for lib in libs] + [(kind, durable_lib) for kind in DURABLE_STORES]
+
+
+#: makes textsecure's store: ``new_store(identity, registration_id)`` (the ``new_store``
+#: fixture, a ``support.StoreFactory``), or ``ts.MemoryStore`` itself
+NewStore = Callable[[ts.IdentityKeyPair, int], Store]
 
 
 def spawn_peers() -> Iterator[Spawn]:
@@ -116,19 +139,22 @@ class Side(Protocol):
 
 
 class TsSide:
-    """textsecure with a MemoryStore. A new TsSide with the same name is a re-installation."""
+    """textsecure with a store from ``new_store``. A new TsSide with the same name is a
+    re-installation (a new identity in a new store)."""
 
     lib = "textsecure"
 
     def __init__(
         self,
+        new_store: NewStore,
         name: str = TS_NAME,
         registration_id: int = 4711,
         *,
         pq_ratchet: ts.PqRatchet = ts.PqRatchet.REQUIRED,
     ) -> None:
         self.name = name
-        self.store = ts.MemoryStore(ts.IdentityKeyPair.generate(), registration_id)
+        self.new_store = new_store
+        self.store: Store = new_store(ts.IdentityKeyPair.generate(), registration_id)
         self.pq_ratchet = pq_ratchet
         self._next_id = 100  # prekey ids handed out: 100, 101, ...
 
@@ -571,7 +597,7 @@ def sc_ts_changes_identity(c: Conv) -> None:
     c.start()
     c.ping_pong(1)
     old_key = c.ts.identity_key()
-    c.ts = TsSide(c.ts.name, registration_id=4712, pq_ratchet=c.ts.pq_ratchet)
+    c.ts = TsSide(c.ts.new_store, c.ts.name, registration_id=4712, pq_ratchet=c.ts.pq_ratchet)
     new_key = c.ts.identity_key()
     assert new_key != old_key
     if c.ts_initiates:
@@ -618,17 +644,26 @@ SCENARIOS: dict[str, Callable[[Conv], None]] = {
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("lib", X3DH_PEERS)
-def test_x3dh(spawn: Spawn, lib: str, role: str, scenario: str) -> None:
-    c = Conv(TsSide(), PeerSide(spawn(lib)), ts_initiates=role == "ts_initiates", version=3)
+@pytest.mark.parametrize(("store_kind", "lib"), stores_by_lib(X3DH_PEERS, "node"))
+def test_x3dh(spawn: Spawn, new_store: NewStore, lib: str, role: str, scenario: str) -> None:
+    c = Conv(
+        TsSide(new_store), PeerSide(spawn(lib)), ts_initiates=role == "ts_initiates", version=3
+    )
     SCENARIOS[scenario](c)
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("lib", X3DH_PEERS)
-def test_x3dh_without_one_time_prekey(spawn: Spawn, lib: str, role: str) -> None:
+def test_x3dh_without_one_time_prekey(
+    spawn: Spawn, new_store: NewStore, lib: str, role: str
+) -> None:
     """Bundles without a one-time prekey: fine everywhere except python-axolotl receiving."""
-    c = Conv(TsSide(), PeerSide(spawn(lib)), ts_initiates=role == "ts_initiates", one_time=False)
+    c = Conv(
+        TsSide(new_store),
+        PeerSide(spawn(lib)),
+        ts_initiates=role == "ts_initiates",
+        one_time=False,
+    )
     bundle = c.bundle_of(c.b)
     assert bundle["prekey_id"] is None and bundle["prekey_public"] is None
     c.a.process_bundle(c.b.name, bundle)
@@ -650,7 +685,9 @@ def test_x3dh_without_one_time_prekey(spawn: Spawn, lib: str, role: str) -> None
 
 @pytest.mark.parametrize("trigger", ["fresh_session", "simultaneous"])
 @pytest.mark.parametrize("other", ["textsecure", "axolotl"])
-def test_node_breaks_open_session(spawn: Spawn, other: str, trigger: str) -> None:
+def test_node_breaks_open_session(
+    spawn: Spawn, new_store: NewStore, other: str, trigger: str
+) -> None:
     """libsignal-node 6.0.0 bug, not ours: after it reads a message of an older session, its
     open session is broken and its next message there is unreadable, for textsecure and
     python-axolotl alike (so the generic scenarios avoid that order with libsignal-node).
@@ -661,7 +698,9 @@ def test_node_breaks_open_session(spawn: Spawn, other: str, trigger: str) -> Non
     speaks first (from the session libsignal-node started; it decrypts), node answers.
     """
     node = PeerSide(spawn("node"))
-    x: Side = TsSide() if other == "textsecure" else PeerSide(spawn("axolotl"), name=TS_NAME)
+    x: Side = (
+        TsSide(new_store) if other == "textsecure" else PeerSide(spawn("axolotl"), name=TS_NAME)
+    )
 
     def send(src: Side, dst: Side, text: bytes) -> tuple[int, bytes, bytes]:
         t, body = src.encrypt(dst.name, text)
@@ -700,10 +739,10 @@ def test_node_breaks_open_session(spawn: Spawn, other: str, trigger: str) -> Non
 
 
 @pytest.mark.slow  # ~6 s: 6300 peer round trips
-def test_skipped_key_limit_matches_libsignal(spawn: Spawn) -> None:
+def test_skipped_key_limit_matches_libsignal(spawn: Spawn, new_store: NewStore) -> None:
     """2100 messages skipped in one chain: textsecure, like libsignal 0.72, keeps the newest
     2000 skipped keys; the oldest 100 then count as duplicates, on either side."""
-    c = Conv(TsSide(), PeerSide(spawn("ls072")), ts_initiates=True, version=3)
+    c = Conv(TsSide(new_store), PeerSide(spawn("ls072")), ts_initiates=True, version=3)
     c.start()
     outcome = {}
     for src in (c.peer, c.ts):

@@ -15,6 +15,7 @@ from test_interop_sessions import (
     TS_NAME,
     Conv,
     Msg,
+    NewStore,
     PeerSide,
     Spawn,
     TsSide,
@@ -50,15 +51,19 @@ def spqr_epoch(msg: Msg) -> int:
     return _varint(field, 1)[0]
 
 
-def conversation(spawn: Spawn, role: str) -> Conv:
-    c = Conv(TsSide(), PeerSide(spawn("ls0103")), ts_initiates=role == "ts_initiates", version=4)
+def conversation(spawn: Spawn, new_store: NewStore, role: str) -> Conv:
+    c = Conv(
+        TsSide(new_store), PeerSide(spawn("ls0103")), ts_initiates=role == "ts_initiates", version=4
+    )
     c.start()
     return c
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_300_ping_pong_turns_run_several_epochs(spawn: Spawn, role: str) -> None:
-    c = conversation(spawn, role)
+def test_300_ping_pong_turns_run_several_epochs(
+    spawn: Spawn, new_store: NewStore, role: str
+) -> None:
+    c = conversation(spawn, new_store, role)
     epochs = set()
     for _ in range(300):
         for side in (c.ts, c.peer):
@@ -69,8 +74,8 @@ def test_300_ping_pong_turns_run_several_epochs(spawn: Spawn, role: str) -> None
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_long_one_way_burst_then_replies(spawn: Spawn, role: str) -> None:
-    c = conversation(spawn, role)
+def test_long_one_way_burst_then_replies(spawn: Spawn, new_store: NewStore, role: str) -> None:
+    c = conversation(spawn, new_store, role)
     for sender in (c.ts, c.peer):
         burst = [c.send(sender) for _ in range(600)]
         for m in burst:
@@ -80,11 +85,11 @@ def test_long_one_way_burst_then_replies(spawn: Spawn, role: str) -> None:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_twenty_percent_lost_rest_shuffled(spawn: Spawn, role: str) -> None:
+def test_twenty_percent_lost_rest_shuffled(spawn: Spawn, new_store: NewStore, role: str) -> None:
     """Each round both sides send a batch; 20% of each batch is lost at random and the rest is
     delivered shuffled. The ML-KEM Braid must still complete epochs (its erasure-coded chunks
     survive the loss) and every delivered message decrypts exactly once."""
-    c = conversation(spawn, role)
+    c = conversation(spawn, new_store, role)
     rng = random.Random(20261128)
     first_epochs = {spqr_epoch(c.send(s)) for s in (c.ts, c.peer)}
     epochs: set[int] = set()
@@ -104,7 +109,9 @@ def test_twenty_percent_lost_rest_shuffled(spawn: Spawn, role: str) -> None:
     c.ping_pong(3)
 
 
-def test_session_exported_from_libsignal_continues_in_textsecure(spawn: Spawn) -> None:
+def test_session_exported_from_libsignal_continues_in_textsecure(
+    spawn: Spawn, new_store: NewStore
+) -> None:
     """Two libsignal 0.103 parties talk; one's record (SPQR state included) is imported into
     textsecure, which continues the conversation in both directions."""
     a = spawn("ls0103")
@@ -120,7 +127,7 @@ def test_session_exported_from_libsignal_continues_in_textsecure(spawn: Spawn) -
     record = a.session_record("bob", 1)
     imported = ts.SessionRecord.from_bytes(record)
     assert bytes(imported) == record and imported.version == 4
-    store = ts.MemoryStore(ts.IdentityKeyPair.generate(), 77)
+    store = new_store(ts.IdentityKeyPair.generate(), 77)
     bob = ts.Address("bob", 1)
     store.save_session(bob, imported)
     store.trust(bob, b_identity)
@@ -132,10 +139,12 @@ def test_session_exported_from_libsignal_continues_in_textsecure(spawn: Spawn) -
         assert cipher.decrypt(ts.parse_message(t, body)) == b"back%d" % i
 
 
-def test_session_exported_from_textsecure_continues_in_libsignal(spawn: Spawn) -> None:
+def test_session_exported_from_textsecure_continues_in_libsignal(
+    spawn: Spawn, new_store: NewStore
+) -> None:
     """textsecure talks to libsignal 0.103; textsecure's record is imported into another
     libsignal instance, which continues the conversation in both directions."""
-    c = Conv(TsSide(), PeerSide(spawn("ls0103")), ts_initiates=True, version=4)
+    c = Conv(TsSide(new_store), PeerSide(spawn("ls0103")), ts_initiates=True, version=4)
     c.start()
     c.ping_pong(30)
     record = c.ts.store.session(c.ts.address(c.peer.name))
