@@ -43,7 +43,12 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def spqr_epoch(msg: Msg) -> int:
     """The SPQR epoch of a message (field 5: 0x01 ‖ varint epoch ‖ varint index ‖ ...)."""
-    parsed = ts.parse_message(msg.type, msg.body)
+    return message_epoch(msg.type, msg.body)
+
+
+def message_epoch(type: int, body: bytes) -> int:
+    """``spqr_epoch`` of a message given as (type, body)."""
+    parsed = ts.parse_message(type, body)
     inner = parsed.message if isinstance(parsed, ts.PreKeySignalMessage) else parsed
     assert isinstance(inner, ts.SignalMessage)
     field = inner.pq_ratchet
