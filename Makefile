@@ -10,7 +10,7 @@ BUILT  := $(VENV)/.built
 NPM_STAMP := tests/interop/node_modules/.installed
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all demo test test-rust test-python bench bench-python bench-rust bench-stores lint fmt \
+.PHONY: all demo test test-rust test-python test-unit docs bench bench-python bench-rust bench-stores lint fmt \
         build build-dev venv peers clean fuzz
 
 all: lint test
@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml tests/interop/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.9,<2" "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" \
-		"cryptography>=42" "mypy>=1.10" "ruff>=0.5" "psycopg[binary]>=3.2" "psycopg-pool>=3.2"
+		"cryptography>=42" "mypy>=1.10" "ruff>=0.5" "psycopg[binary]>=3.2" "psycopg-pool>=3.2" \
+		"typing_extensions>=4.15" "sphinx>=7.2" "myst-parser>=3"
 	$(PIP) install -q -r tests/interop/requirements.txt
 	touch $@
 
@@ -53,6 +54,19 @@ test-rust:
 
 test-python: $(BUILT) peers
 	$(PY) -m pytest tests -q
+
+# The unit tests alone: no Node, npm peers, network, ../shared or PostgreSQL needed. Leaves out
+# tests/interop, tests/stress and the tests marked needs_node / needs_shared / needs_postgres /
+# needs_network (conftest.py marks them; under TEXTSECURE_UNIT=1 an unmarked test that reaches
+# for ../shared or PostgreSQL fails instead of skipping) and slow ones.
+test-unit: $(BUILT)
+	TEXTSECURE_UNIT=1 TEXTSECURE_STRICT= $(PY) -m pytest tests -q -p no:cacheprovider \
+		--ignore=tests/interop --ignore=tests/stress \
+		-m "not needs_node and not needs_shared and not needs_postgres and not needs_network and not slow"
+
+# The documentation site (Sphinx + MyST, docs/conf.py) into docs/_build/html; any warning fails.
+docs: $(BUILT)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 bench: bench-python bench-rust
 

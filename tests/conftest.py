@@ -82,6 +82,26 @@ def new_store(
         factory.close()
 
 
+_POSTGRES_FIXTURES = {"postgres_cluster", "postgres_dsn", "postgres_db", "postgres_db_factory"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks what a test needs from outside the repository, for ``make test-unit`` (which
+    deselects them): ``needs_node`` (tests/interop, ``interop``-marked tests),
+    ``needs_postgres`` (a PostgreSQL fixture, or a ``"postgres"`` parameter such as
+    ``store_kind``). ``needs_shared`` is set by the tests themselves (``require_shared`` fails
+    an unmarked test under ``TEXTSECURE_UNIT=1``, as ``require_postgres`` does)."""
+    for item in items:
+        under_interop = _TESTS / "interop" in item.path.parents
+        if under_interop or item.get_closest_marker("interop"):
+            item.add_marker(pytest.mark.needs_node)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if _POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())) or "postgres" in [
+            v for v in params.values() if isinstance(v, str)
+        ]:
+            item.add_marker(pytest.mark.needs_postgres)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

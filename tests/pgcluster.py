@@ -89,6 +89,10 @@ def require_postgres() -> PgCluster:
     """
     import pytest
 
+    if os.environ.get("TEXTSECURE_UNIT") == "1":
+        raise pytest.fail.Exception(
+            "this test needs PostgreSQL but is not marked needs_postgres (make test-unit)"
+        )
     reason = None
     try:
         cluster = PgCluster()

@@ -11,6 +11,7 @@ a test: ``MemoryStore``, ``SQLiteStore`` or ``PostgresStore`` (``STORE_KINDS``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -23,7 +24,12 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 
 
 def require_shared(*parts: str) -> Path:
-    """Returns ``SHARED_DIR / parts...``, or skips the calling test when it does not exist."""
+    """Returns ``SHARED_DIR / parts...``, or skips the calling test when it does not exist.
+
+    Under ``make test-unit`` (``TEXTSECURE_UNIT=1``) it fails: a test that reads ``../shared``
+    must be marked ``needs_shared`` so that the unit selection leaves it out."""
+    if os.environ.get("TEXTSECURE_UNIT") == "1":
+        pytest.fail("this test reads ../shared: mark it @pytest.mark.needs_shared")
     path = SHARED_DIR.joinpath(*parts)
     if not path.exists():
         pytest.skip(

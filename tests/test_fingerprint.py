@@ -107,6 +107,7 @@ def _shared_cases() -> list[dict[str, Any]]:
     return cases
 
 
+@pytest.mark.needs_shared
 def test_shared_vectors_libsignal_0103() -> None:
     cases = _shared_cases()
     assert len(cases) >= 5

@@ -371,6 +371,7 @@ def _b64(s: str) -> bytes:
     return base64.b64decode(s)
 
 
+@pytest.mark.needs_shared
 @pytest.mark.parametrize(
     "name", ["group_in_order.json", "group_out_of_order.json", "axolotl_group_legacy.json"]
 )

@@ -371,6 +371,7 @@ def test_second_prekey_message_mutations(version: int) -> None:
     assert ts.SessionCipher(store, ALICE).decrypt(m1) == b"second"
 
 
+@pytest.mark.needs_shared
 @pytest.mark.parametrize("name", ["x3dh_v3_libsignal072.json", "pqxdh_nospqr.json"])
 def test_libsignal_first_prekey_message_mutations(name: str) -> None:
     """The same on libsignal 0.72's own encoding (its field order puts the registration id

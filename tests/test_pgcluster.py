@@ -13,6 +13,9 @@ import pgcluster
 import pytest
 from pgcluster import PgCluster, PgUnavailable, find_bindir, require_postgres
 
+#: the PostgreSQL test harness itself (make test-unit leaves it out)
+pytestmark = pytest.mark.needs_postgres
+
 try:
     import psycopg
 except ImportError:

@@ -410,6 +410,7 @@ def wycheproof(name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return [(g, t) for g in doc["testGroups"] for t in g["tests"]]
 
 
+@pytest.mark.needs_shared
 def test_wycheproof_x25519() -> None:
     ran = 0
     for _g, t in wycheproof("x25519_test.json"):
@@ -423,6 +424,7 @@ def test_wycheproof_x25519() -> None:
     assert ran > 0
 
 
+@pytest.mark.needs_shared
 def test_wycheproof_hkdf() -> None:
     ran = 0
     for _g, t in wycheproof("hkdf_sha256_test.json"):
@@ -436,6 +438,7 @@ def test_wycheproof_hkdf() -> None:
     assert ran > 0
 
 
+@pytest.mark.needs_shared
 def test_wycheproof_hmac() -> None:
     ran = 0
     for g, t in wycheproof("hmac_sha256_test.json"):
@@ -445,6 +448,7 @@ def test_wycheproof_hmac() -> None:
     assert ran > 0
 
 
+@pytest.mark.needs_shared
 def test_wycheproof_aes_cbc() -> None:
     ran = 0
     for g, t in wycheproof("aes_cbc_pkcs5_test.json"):

@@ -293,6 +293,7 @@ def test_multi_recipient_through_store(new_store: StoreFactory) -> None:
 # -- the libsignal 0.103 vector ---------------------------------------------------------------
 
 
+@pytest.mark.needs_shared
 def test_libsignal_vector_outer_layer_and_certificate(new_store: StoreFactory) -> None:
     """sealed_sender_pqxdh.json: libsignal-client 0.103 sealed (v1) PreKey messages to Bob.
     The inner PQXDH messages need SPQR (not yet in textsecure), so this checks the outer layer,

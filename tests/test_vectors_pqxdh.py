@@ -31,6 +31,9 @@ from test_vectors_v3 import (
 )
 from textsecure import errors
 
+#: every test here replays ../shared/vectors (make test-unit leaves them out)
+pytestmark = pytest.mark.needs_shared
+
 SPQR_FILES = ["pqxdh_in_order.json", "pqxdh_out_of_order.json", "pqxdh_ping_pong.json"]
 ALL_V4_FILES = ["pqxdh_nospqr.json", *SPQR_FILES]
 

@@ -29,6 +29,9 @@ import textsecure as ts
 from support import require_shared
 from textsecure import errors, hazmat
 
+#: every test here replays ../shared/vectors (make test-unit leaves them out)
+pytestmark = pytest.mark.needs_shared
+
 V3_FILES = ["x3dh_v3.json", "x3dh_v3_libsignal072.json", "axolotl_v3.json"]
 
 #: Steps per file (receive + send + duplicate), from the README's table: a truncated or
