@@ -145,10 +145,13 @@ class Transaction:
 
     @property
     def connection(self) -> Any:
+        """The driver's connection of the transaction (``sqlite3.Connection`` or
+        ``psycopg.Connection``): statements on it commit or roll back with the store's."""
         return self._connection
 
     @property
     def store(self) -> DurableStore:
+        """The store that opened the transaction."""
         return self._store
 
 
@@ -332,18 +335,22 @@ class DurableStore:
 
     @property
     def account(self) -> str:
+        """The local account this store object serves (one database holds many)."""
         return self._account
 
     @property
     def identity_key_pair(self) -> IdentityKeyPair:
+        """The account's identity key pair (a secret: see the Secrets page)."""
         return self._identity
 
     @property
     def registration_id(self) -> int:
+        """The account's registration id."""
         return self._registration_id
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` was called."""
         return self._closed
 
     def close(self) -> None:
@@ -688,25 +695,30 @@ class DurableStore:
 
     @_guarded
     def save_prekey(self, record: PreKeyRecord) -> None:
+        """Stores a one-time prekey (its private half: a secret)."""
         blob = self._seal("prekeys", str(record.id), bytes(record))
         self._save_row("prekeys", record.id, blob, {})
 
     @_guarded
     def load_prekey(self, id: int) -> PreKeyRecord | None:
+        """The one-time prekey ``id``, or None."""
         data = self._load_row("prekeys", id)
         return None if data is None else PreKeyRecord.from_bytes(data)
 
     @_guarded
     def remove_prekey(self, id: int) -> None:
+        """Removes the one-time prekey ``id`` (nothing when there is none)."""
         self._remove_row("prekeys", id)
 
     @_guarded
     def save_signed_prekey(self, record: SignedPreKeyRecord) -> None:
+        """Stores a signed prekey (its private half: a secret)."""
         blob = self._seal("signed_prekeys", str(record.id), bytes(record))
         self._save_row("signed_prekeys", record.id, blob, {})
 
     @_guarded
     def load_signed_prekey(self, id: int) -> SignedPreKeyRecord | None:
+        """The signed prekey ``id``, or None."""
         data = self._load_row("signed_prekeys", id)
         return None if data is None else SignedPreKeyRecord.from_bytes(data)
 
@@ -737,11 +749,13 @@ class DurableStore:
 
     @_guarded
     def load_kyber_prekey(self, id: int) -> KyberPreKeyRecord | None:
+        """The Kyber prekey ``id``, or None."""
         data = self._load_row("kyber_prekeys", id)
         return None if data is None else KyberPreKeyRecord.from_bytes(data)
 
     @_guarded
     def remove_kyber_prekey(self, id: int) -> None:
+        """Removes the Kyber prekey ``id`` and the record of its last-resort uses."""
         with self._unit() as conn:
             self._engine.run_many(
                 conn,
@@ -932,6 +946,8 @@ class DurableStore:
     def save_sender_key(
         self, sender: Address, distribution_id: uuid.UUID | str, record: SenderKeyRecord
     ) -> None:
+        """Stores the sender-key record of (``sender``, ``distribution_id``): a ``uuid.UUID`` for
+        the current format, a ``str`` group id for the legacy one."""
         addr = _address_key(nat.canonical(sender))
         dist = distribution_key(distribution_id)
         blob = self._seal("sender_keys", f"{addr}/{dist}", bytes(record))

@@ -102,6 +102,7 @@ class PreKeyUpload:
 
     @property
     def prekey_ids(self) -> tuple[int, ...]:
+        """The one-time EC prekeys' ids."""
         return tuple(k.id for k in self.prekeys)
 
     @property
@@ -111,10 +112,12 @@ class PreKeyUpload:
 
     @property
     def signed_prekey_id(self) -> int | None:
+        """The new signed prekey's id, or None."""
         return None if self.signed_prekey is None else self.signed_prekey.id
 
     @property
     def last_resort_kyber_prekey_id(self) -> int | None:
+        """The new last-resort Kyber prekey's id, or None."""
         k = self.last_resort_kyber_prekey
         return None if k is None else k.id
 

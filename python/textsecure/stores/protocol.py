@@ -106,11 +106,19 @@ class StoreBackend(Protocol):
     """
 
     @property
-    def identity_key_pair(self) -> IdentityKeyPair: ...
+    def identity_key_pair(self) -> IdentityKeyPair:
+        """The account's identity key pair."""
+
     @property
-    def registration_id(self) -> int: ...
-    def identity(self, address: Address, /) -> IdentityKey | None: ...
-    def session(self, address: Address, /) -> SessionRecord | None: ...
+    def registration_id(self) -> int:
+        """The account's registration id."""
+
+    def identity(self, address: Address, /) -> IdentityKey | None:
+        """The stored identity key of ``address`` (canonical), or None."""
+
+    def session(self, address: Address, /) -> SessionRecord | None:
+        """The session record of ``address``, or None."""
+
     def _execute(self, op: Operation, /) -> Any: ...
 
 
@@ -126,28 +134,57 @@ class ManagedStore(StoreBackend, Protocol):
     ``remove_sender_key`` must move the row's version (so a cipher operation that read the
     old row conflicts), never reuse one."""
 
-    def save_prekey(self, record: PreKeyRecord, /) -> None: ...
-    def load_prekey(self, id: int, /) -> PreKeyRecord | None: ...
-    def remove_prekey(self, id: int, /) -> None: ...
-    def save_signed_prekey(self, record: SignedPreKeyRecord, /) -> None: ...
-    def load_signed_prekey(self, id: int, /) -> SignedPreKeyRecord | None: ...
-    def remove_signed_prekey(self, id: int, /) -> None: ...
-    def save_kyber_prekey(
-        self, record: KyberPreKeyRecord, /, *, last_resort: bool = ...
-    ) -> None: ...
-    def load_kyber_prekey(self, id: int, /) -> KyberPreKeyRecord | None: ...
-    def remove_kyber_prekey(self, id: int, /) -> None: ...
-    def save_session(self, address: Address, record: SessionRecord, /) -> None: ...
-    def remove_session(self, address: Address, /) -> None: ...
-    def session_addresses(self) -> list[Address]: ...
-    def trust(self, address: Address, identity_key: PublicKey | Buffer, /) -> None: ...
+    def save_prekey(self, record: PreKeyRecord, /) -> None:
+        """Stores a one-time prekey."""
+
+    def load_prekey(self, id: int, /) -> PreKeyRecord | None:
+        """The one-time prekey ``id``, or None."""
+
+    def remove_prekey(self, id: int, /) -> None:
+        """Removes the one-time prekey ``id``."""
+
+    def save_signed_prekey(self, record: SignedPreKeyRecord, /) -> None:
+        """Stores a signed prekey."""
+
+    def load_signed_prekey(self, id: int, /) -> SignedPreKeyRecord | None:
+        """The signed prekey ``id``, or None."""
+
+    def remove_signed_prekey(self, id: int, /) -> None:
+        """Removes the signed prekey ``id`` (and the replay records of sessions set up with it)."""
+
+    def save_kyber_prekey(self, record: KyberPreKeyRecord, /, *, last_resort: bool = ...) -> None:
+        """Stores a Kyber prekey; a ``last_resort`` one is kept after use."""
+
+    def load_kyber_prekey(self, id: int, /) -> KyberPreKeyRecord | None:
+        """The Kyber prekey ``id``, or None."""
+
+    def remove_kyber_prekey(self, id: int, /) -> None:
+        """Removes the Kyber prekey ``id``."""
+
+    def save_session(self, address: Address, record: SessionRecord, /) -> None:
+        """Stores the session record of ``address`` (replacing any)."""
+
+    def remove_session(self, address: Address, /) -> None:
+        """Removes the session of ``address`` (a tombstone keeps its version)."""
+
+    def session_addresses(self) -> list[Address]:
+        """The addresses that have a session."""
+
+    def trust(self, address: Address, identity_key: PublicKey | Buffer, /) -> None:
+        """Accepts ``identity_key`` as the identity of ``address``."""
+
     def sender_key(
         self, sender: Address, distribution_id: uuid.UUID | str, /
-    ) -> SenderKeyRecord | None: ...
+    ) -> SenderKeyRecord | None:
+        """The sender-key record of (``sender``, ``distribution_id``), or None."""
+
     def save_sender_key(
         self, sender: Address, distribution_id: uuid.UUID | str, record: SenderKeyRecord, /
-    ) -> None: ...
-    def remove_sender_key(self, sender: Address, distribution_id: uuid.UUID | str, /) -> None: ...
+    ) -> None:
+        """Stores a sender-key record."""
+
+    def remove_sender_key(self, sender: Address, distribution_id: uuid.UUID | str, /) -> None:
+        """Removes a sender-key record."""
 
 
 class Conflict(Exception):
@@ -317,10 +354,12 @@ class UnitOfWorkStore(abc.ABC):
 
     @property
     def identity_key_pair(self) -> IdentityKeyPair:
+        """The account's identity key pair."""
         return self._identity
 
     @property
     def registration_id(self) -> int:
+        """The account's registration id."""
         return self._registration_id
 
     @property
@@ -490,27 +529,33 @@ class UnitOfWorkStore(abc.ABC):
         self._unit([], lambda: self.delete_prekey_row(table, id))
 
     def save_prekey(self, record: PreKeyRecord, /) -> None:
+        """Stores a one-time prekey."""
         if not isinstance(record, PreKeyRecord):
             raise TypeError("record must be a PreKeyRecord")
         self._save_prekey("prekeys", record)
 
     def load_prekey(self, id: int, /) -> PreKeyRecord | None:
+        """The one-time prekey ``id``, or None."""
         data = self._load_prekey("prekeys", id)
         return None if data is None else PreKeyRecord.from_bytes(data)
 
     def remove_prekey(self, id: int, /) -> None:
+        """Removes the one-time prekey ``id``."""
         self._remove_prekey("prekeys", id)
 
     def save_signed_prekey(self, record: SignedPreKeyRecord, /) -> None:
+        """Stores a signed prekey."""
         if not isinstance(record, SignedPreKeyRecord):
             raise TypeError("record must be a SignedPreKeyRecord")
         self._save_prekey("signed_prekeys", record)
 
     def load_signed_prekey(self, id: int, /) -> SignedPreKeyRecord | None:
+        """The signed prekey ``id``, or None."""
         data = self._load_prekey("signed_prekeys", id)
         return None if data is None else SignedPreKeyRecord.from_bytes(data)
 
     def remove_signed_prekey(self, id: int, /) -> None:
+        """Removes the signed prekey ``id``."""
         self._remove_prekey("signed_prekeys", id)
 
     def save_kyber_prekey(self, record: KyberPreKeyRecord, /, *, last_resort: bool = False) -> None:
@@ -521,10 +566,12 @@ class UnitOfWorkStore(abc.ABC):
         self._save_prekey("kyber_prekeys", record, bool(last_resort))
 
     def load_kyber_prekey(self, id: int, /) -> KyberPreKeyRecord | None:
+        """The Kyber prekey ``id``, or None."""
         data = self._load_prekey("kyber_prekeys", id)
         return None if data is None else KyberPreKeyRecord.from_bytes(data)
 
     def remove_kyber_prekey(self, id: int, /) -> None:
+        """Removes the Kyber prekey ``id``."""
         self._remove_prekey("kyber_prekeys", id)
 
     def new_bundle(
@@ -608,6 +655,7 @@ class UnitOfWorkStore(abc.ABC):
     def save_sender_key(
         self, sender: Address, distribution_id: uuid.UUID | str, record: SenderKeyRecord, /
     ) -> None:
+        """Stores a sender-key record."""
         if not isinstance(record, SenderKeyRecord):
             raise TypeError("record must be a SenderKeyRecord")
         addr = sender.canonical()

@@ -273,6 +273,8 @@ class StoreConformance:
 
     @classmethod
     def can_reopen(cls) -> bool:
+        """Whether the subclass implements ``reopen`` (the persistence and two-object tests need
+        it)."""
         return cls.reopen is not StoreConformance.reopen
 
     # -- plumbing -------------------------------------------------------------------------
@@ -334,6 +336,7 @@ class StoreConformance:
     # -- the store protocol ---------------------------------------------------------------
 
     def test_store_protocol(self) -> None:
+        """The store meets ``StoreBackend`` (and ``ManagedStore``) and keeps its identity."""
         identity = IdentityKeyPair.generate()
         store = self._new_store(identity, 4242)
         if not isinstance(store, MemoryStore):
@@ -349,6 +352,7 @@ class StoreConformance:
 
     @pytest.mark.parametrize("kyber", [False, True], ids=["x3dh-v3", "pqxdh-v4"])
     def test_conversation(self, kyber: bool) -> None:
+        """A v3 or v4 conversation in both directions through the store."""
         alice, bob = self.connect(kyber)
         version = 4 if kyber else 3
         assert alice.store.identity(bob.address) == bob.identity.public_key
@@ -381,6 +385,8 @@ class StoreConformance:
             assert not record.is_unacknowledged
 
     def test_out_of_order_and_duplicates(self) -> None:
+        """Out-of-order messages decrypt; a duplicate raises ``DuplicateMessage`` and changes
+        nothing."""
         alice, bob = self.acknowledged()
         rng = random.Random(1)
         seen: list[tuple[Message, _Party, _Party]] = []
@@ -403,6 +409,7 @@ class StoreConformance:
         assert alice.receive(bob, bob.send(alice, b"both ways")) == b"both ways"
 
     def test_duplicate_prekey_message(self) -> None:
+        """A PreKey message delivered twice decrypts once."""
         alice, bob = self.connect()
         first = alice.send(bob, b"first")
         assert bob.receive(alice, first) == b"first"
@@ -418,6 +425,7 @@ class StoreConformance:
         assert bob.session_bytes(alice) != before
 
     def test_tampered_messages_change_nothing(self) -> None:
+        """Tampered messages fail and leave every stored record unchanged."""
         alice, bob = self.connect()
         first = alice.send(bob, b"hello")
         assert isinstance(first, PreKeySignalMessage)
@@ -453,6 +461,8 @@ class StoreConformance:
 
     @pytest.mark.parametrize("kyber", [False, True], ids=["x3dh", "pqxdh-last-resort"])
     def test_replayed_prekey_message_after_session_removed(self, kyber: bool) -> None:
+        """A replayed PreKey message never sets up a second session, even after the first was
+        removed."""
         alice, bob = self.party("alice", 1), self.party("bob", 2)
         bundle = bob.publish(
             prekey_id=None,
@@ -480,6 +490,7 @@ class StoreConformance:
         assert alice.receive(bob, bob.send(alice, b"ok")) == b"ok"
 
     def test_one_time_prekey_consumed_exactly_once(self) -> None:
+        """A one-time prekey serves exactly one session."""
         bob = self.party("bob", 2)
         bundle = bob.publish(prekey_id=5, signed_prekey_id=6, kyber_prekey_id=7)
         carol, dave = self.party("carol", 3), self.party("dave", 4)
@@ -502,6 +513,7 @@ class StoreConformance:
         assert bob.store.load_prekey(8) is None
 
     def test_untrusted_identity_then_trust(self) -> None:
+        """A changed identity raises ``UntrustedIdentity`` until ``trust()`` accepts it."""
         alice, bob = self.acknowledged(kyber=False)
         # Alice reinstalls: a new identity, a new session to Bob.
         new_alice = self.party("alice", 11)
@@ -530,6 +542,7 @@ class StoreConformance:
         assert new_alice.receive(bob, bob.send(new_alice, b"welcome back")) == b"welcome back"
 
     def test_canonical_addresses(self) -> None:
+        """Two spellings of one ServiceId address name one session."""
         a_id, b_id = str(uuid.uuid4()), str(uuid.uuid4())
         alice, bob = self.party(a_id, 1), self.party(b_id, 2)
         shouting = Address(b_id.upper(), 1)
@@ -566,6 +579,7 @@ class StoreConformance:
 
     @pytest.mark.parametrize("legacy", [False, True], ids=["current", "legacy"])
     def test_group_messages(self, legacy: bool) -> None:
+        """Sender keys (current or legacy format) through the store."""
         fmt = _Format(legacy)
         alice, bob = self.party("alice", 1), self.party("bob", 2)
         with pytest.raises(errors.NoSenderKey):
@@ -623,6 +637,7 @@ class StoreConformance:
     # -- sealed sender ------------------------------------------------------------------------
 
     def test_sealed_sender_round_trip(self) -> None:
+        """Sealed sender (single and multi-recipient) through the store."""
         root, server_key = PrivateKey.generate(), PrivateKey.generate()
         server = ServerCertificate.create(1, server_key.public_key, root)
         alice, bob = self.party(None, 11), self.party(None, 22)
@@ -681,6 +696,7 @@ class StoreConformance:
     # -- fan-out --------------------------------------------------------------------------------
 
     def test_encrypt_fanout_with_failing_addresses(self) -> None:
+        """``encrypt_fanout`` reports failing addresses and changes nothing for them."""
         alice = self.party("alice", 1)
         recipients: dict[Address, _Party] = {}
         for name, device, kyber in (("bob", 1, True), ("bob", 2, True), ("carol", 1, False)):
@@ -769,6 +785,7 @@ class StoreConformance:
             assert alice.receive(bob, reply) == b"reply"
 
     def test_two_store_objects_race_on_one_sender_key(self) -> None:
+        """Two store objects on one account race on one sender key: every message decrypts once."""
         fmt = _Format(legacy=False)
         alice, bob = self.party("alice", 1), self.party("bob", 2)
         fmt.distribute(alice.store, bob.store, alice.address)
@@ -823,6 +840,7 @@ class StoreConformance:
     # -- persistence (only where reopen() is provided) ------------------------------------------
 
     def test_persistence_across_reopen(self) -> None:
+        """A reopened store continues every session (durable stores only)."""
         alice, bob = self.acknowledged()
         first = alice.send(bob, b"first")
         assert bob.receive(alice, first) == b"first"

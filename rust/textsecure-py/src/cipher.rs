@@ -17,6 +17,10 @@ use crate::records::PreKeyBundle;
 use crate::store::Address;
 use crate::uow::{check_store, execute};
 
+/// Encrypts to and decrypts from one remote device over its 1:1 session in ``store``:
+/// ``process_bundle`` starts a session (X3DH or PQXDH), ``encrypt`` / ``decrypt`` run the Double
+/// Ratchet (and SPQR). Every operation is one atomic unit of work on the store; a failure changes
+/// nothing.
 #[pyclass(module = "textsecure._native", name = "SessionCipher", frozen)]
 pub(crate) struct SessionCipher {
     store: Py<PyAny>,
@@ -100,21 +104,25 @@ impl SessionCipher {
         })
     }
 
+    /// The store the cipher works on.
     #[getter]
     fn store(&self, py: Python<'_>) -> Py<PyAny> {
         self.store.clone_ref(py)
     }
 
+    /// The remote device.
     #[getter]
     fn remote(&self, py: Python<'_>) -> Py<Address> {
         self.remote.clone_ref(py)
     }
 
+    /// The SPQR policy for new version-4 sessions (None: ``PqRatchet.REQUIRED``).
     #[getter]
     fn pq_ratchet(&self, py: Python<'_>) -> Py<PyAny> {
         self.pq_ratchet.clone_ref(py)
     }
 
+    /// This side's address (SignalMessage field 6), or None.
     #[getter]
     fn local_address(&self, py: Python<'_>) -> Option<Py<Address>> {
         self.local.as_ref().map(|a| a.clone_ref(py))

@@ -9,6 +9,10 @@ use crate::convert::{BytesLike, Int};
 use crate::errors::CoreResultExt;
 use crate::keys::public_key_arg;
 
+/// A safety number of two identities: ``displayable`` (60 digits) and ``scannable`` (QR code)
+/// forms. Create with ``Fingerprint.create``; compare with ``matches``, which returns False for a
+/// different safety number and raises only for an undecodable or incomparable (other version)
+/// encoding.
 #[pyclass(module = "textsecure._native", name = "Fingerprint", frozen)]
 pub(crate) struct Fingerprint {
     inner: fingerprint::Fingerprint,

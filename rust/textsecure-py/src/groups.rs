@@ -75,6 +75,7 @@ pub(crate) struct SenderKeyDistributionMessage {
 
 #[pymethods]
 impl SenderKeyDistributionMessage {
+    /// Reads the current (libsignal) format; raises ``InvalidMessage`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -84,22 +85,27 @@ impl SenderKeyDistributionMessage {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.serialized())
     }
+    /// The message version (3).
     #[getter]
     fn version(&self) -> u8 {
         self.inner.message_version()
     }
+    /// The distribution id (``uuid.UUID``).
     #[getter]
     fn distribution_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         new_uuid(py, &self.inner.distribution_id().unwrap_or_default())
     }
+    /// The sender key's chain id.
     #[getter]
     fn chain_id(&self) -> u32 {
         self.inner.chain_id()
     }
+    /// The chain iteration the distributed chain key is at.
     #[getter]
     fn iteration(&self) -> u32 {
         self.inner.iteration()
     }
+    /// The sender's public signing key.
     #[getter]
     fn signing_key(&self) -> PublicKey {
         PublicKey {
@@ -124,6 +130,7 @@ pub(crate) struct SenderKeyMessage {
 
 #[pymethods]
 impl SenderKeyMessage {
+    /// Reads the current (libsignal) format; raises ``InvalidMessage`` on bad input.
     #[staticmethod]
     pub(crate) fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -133,22 +140,27 @@ impl SenderKeyMessage {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.serialized())
     }
+    /// ``MessageType.SENDERKEY`` (7).
     #[getter]
     fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         message_type(py, SENDERKEY_TYPE)
     }
+    /// The message version (3).
     #[getter]
     fn version(&self) -> u8 {
         self.inner.message_version()
     }
+    /// The distribution id (``uuid.UUID``).
     #[getter]
     fn distribution_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         new_uuid(py, &self.inner.distribution_id().unwrap_or_default())
     }
+    /// The sender key's chain id.
     #[getter]
     fn chain_id(&self) -> u32 {
         self.inner.chain_id()
     }
+    /// The chain iteration of this message.
     #[getter]
     fn iteration(&self) -> u32 {
         self.inner.iteration()
@@ -177,6 +189,7 @@ pub(crate) struct LegacySenderKeyDistributionMessage {
 
 #[pymethods]
 impl LegacySenderKeyDistributionMessage {
+    /// Reads the WhatsApp-era format; raises ``InvalidMessage`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -186,6 +199,7 @@ impl LegacySenderKeyDistributionMessage {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.serialized())
     }
+    /// The message version (3).
     #[getter]
     fn version(&self) -> u8 {
         self.inner.message_version()
@@ -195,10 +209,12 @@ impl LegacySenderKeyDistributionMessage {
     fn chain_id(&self) -> u32 {
         self.inner.chain_id()
     }
+    /// The chain iteration the distributed chain key is at.
     #[getter]
     fn iteration(&self) -> u32 {
         self.inner.iteration()
     }
+    /// The sender's public signing key.
     #[getter]
     fn signing_key(&self) -> PublicKey {
         PublicKey {
@@ -222,6 +238,7 @@ pub(crate) struct LegacySenderKeyMessage {
 
 #[pymethods]
 impl LegacySenderKeyMessage {
+    /// Reads the WhatsApp-era format; raises ``InvalidMessage`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -231,10 +248,12 @@ impl LegacySenderKeyMessage {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.serialized())
     }
+    /// ``MessageType.SENDERKEY`` (7; python-axolotl numbers it 4).
     #[getter]
     fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         message_type(py, SENDERKEY_TYPE)
     }
+    /// The message version (3).
     #[getter]
     fn version(&self) -> u8 {
         self.inner.message_version()
@@ -244,6 +263,7 @@ impl LegacySenderKeyMessage {
     fn chain_id(&self) -> u32 {
         self.inner.chain_id()
     }
+    /// The chain iteration of this message.
     #[getter]
     fn iteration(&self) -> u32 {
         self.inner.iteration()
@@ -270,6 +290,7 @@ pub(crate) struct SenderKeyRecord {
 
 #[pymethods]
 impl SenderKeyRecord {
+    /// Reads libsignal's ``SenderKeyRecordStructure``; raises ``InvalidRecord`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -331,6 +352,7 @@ impl GroupCipher {
         })
     }
 
+    /// The distribution id (``uuid.UUID``) this cipher's sender keys are named by.
     #[getter]
     fn distribution_id(&self, py: Python<'_>) -> Py<PyAny> {
         self.distribution_id.clone_ref(py)
@@ -427,6 +449,7 @@ impl LegacyGroupCipher {
         })
     }
 
+    /// The group id string this cipher's sender keys are named by.
     #[getter]
     fn group_id(&self) -> &str {
         &self.group_id

@@ -10,6 +10,9 @@ use textsecure_core::{curve, kem, prekey};
 use crate::convert::BytesLike;
 use crate::errors::CoreResultExt;
 
+/// A Curve25519 public key; ``bytes()`` is libsignal's 33-byte form (``0x05`` and the key).
+/// ``verify`` returns False for a signature that does not verify and never raises on the
+/// signature's content.
 #[pyclass(module = "textsecure._native", name = "PublicKey", frozen, subclass)]
 #[derive(Clone)]
 pub(crate) struct PublicKey {
@@ -18,6 +21,7 @@ pub(crate) struct PublicKey {
 
 #[pymethods]
 impl PublicKey {
+    /// Reads the 33-byte form; raises ``InvalidKey`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -70,6 +74,8 @@ pub(crate) struct IdentityKey;
 
 #[pymethods]
 impl IdentityKey {
+    /// Reads an identity key from its 33 bytes (``0x05`` and the key); raises ``InvalidKey`` on bad
+    /// input.
     #[staticmethod]
     #[pyo3(name = "from_bytes")]
     fn from_bytes_identity(py: Python<'_>, data: BytesLike<'_>) -> PyResult<Py<IdentityKey>> {
@@ -96,6 +102,8 @@ pub(crate) fn public_key_arg(obj: &Bound<'_, PyAny>) -> PyResult<curve::PublicKe
     }
 }
 
+/// A Curve25519 private key. ``bytes()`` is the 32 raw bytes: a secret (see the Secrets page);
+/// ``repr()`` never shows them.
 #[pyclass(module = "textsecure._native", name = "PrivateKey", frozen)]
 pub(crate) struct PrivateKey {
     pub(crate) inner: curve::PrivateKey,
@@ -103,6 +111,7 @@ pub(crate) struct PrivateKey {
 
 #[pymethods]
 impl PrivateKey {
+    /// Generates a new random private key.
     #[staticmethod]
     fn generate() -> Self {
         Self {
@@ -122,6 +131,7 @@ impl PrivateKey {
         PyBytes::new(py, &self.inner.serialize())
     }
 
+    /// The matching public key.
     #[getter]
     fn public_key(&self) -> PublicKey {
         PublicKey {
@@ -166,6 +176,9 @@ pub(crate) fn private_key_arg(obj: &Bound<'_, PyAny>) -> PyResult<curve::Private
     }
 }
 
+/// An account's long-term identity: the identity key and its private key. ``bytes()`` is
+/// libsignal's ``IdentityKeyPairStructure`` and CONTAINS THE PRIVATE KEY: a secret (see the Secrets
+/// page).
 #[pyclass(module = "textsecure._native", name = "IdentityKeyPair", frozen)]
 pub(crate) struct IdentityKeyPair {
     pub(crate) inner: prekey::IdentityKeyPair,
@@ -173,6 +186,7 @@ pub(crate) struct IdentityKeyPair {
 
 #[pymethods]
 impl IdentityKeyPair {
+    /// Generates a new random identity key pair.
     #[staticmethod]
     fn generate() -> Self {
         Self {
@@ -180,6 +194,7 @@ impl IdentityKeyPair {
         }
     }
 
+    /// The identity key pair of a 32-byte private key (the public key is derived).
     #[staticmethod]
     fn from_private_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -201,11 +216,13 @@ impl IdentityKeyPair {
         PyBytes::new(py, &self.inner.serialize())
     }
 
+    /// The identity key (public; shared with every contact).
     #[getter]
     fn public_key(&self, py: Python<'_>) -> PyResult<Py<IdentityKey>> {
         new_identity_key(py, self.inner.public_key)
     }
 
+    /// The private key: a secret.
     #[getter]
     fn private_key(&self) -> PrivateKey {
         PrivateKey {
@@ -221,6 +238,8 @@ impl IdentityKeyPair {
     }
 }
 
+/// A Kyber-1024 (type byte ``0x08``) or ML-KEM-1024 (``0x0A``) public key; ``bytes()`` is the type
+/// byte and the raw key.
 #[pyclass(module = "textsecure._native", name = "KyberPublicKey", frozen)]
 #[derive(Clone)]
 pub(crate) struct KyberPublicKey {
@@ -229,6 +248,7 @@ pub(crate) struct KyberPublicKey {
 
 #[pymethods]
 impl KyberPublicKey {
+    /// Reads a type byte and raw key; raises ``InvalidKey`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -270,6 +290,8 @@ pub(crate) fn kyber_public_arg(obj: &Bound<'_, PyAny>) -> PyResult<kem::PublicKe
     }
 }
 
+/// A Kyber-1024 secret key. ``bytes()`` (type byte and raw key) exports it: a secret (see the
+/// Secrets page).
 #[pyclass(module = "textsecure._native", name = "KyberSecretKey", frozen)]
 pub(crate) struct KyberSecretKey {
     pub(crate) inner: kem::SecretKey,
@@ -277,6 +299,7 @@ pub(crate) struct KyberSecretKey {
 
 #[pymethods]
 impl KyberSecretKey {
+    /// Reads a type byte and raw secret key; raises ``InvalidKey`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -294,6 +317,7 @@ impl KyberSecretKey {
     }
 }
 
+/// A Kyber-1024 (or ML-KEM-1024) key pair. Its ``secret_key`` is a secret.
 #[pyclass(module = "textsecure._native", name = "KyberKeyPair", frozen)]
 pub(crate) struct KyberKeyPair {
     pub(crate) inner: kem::KeyPair,
@@ -329,6 +353,7 @@ impl KyberKeyPair {
         })
     }
 
+    /// The public key.
     #[getter]
     fn public_key(&self) -> KyberPublicKey {
         KyberPublicKey {
@@ -336,6 +361,7 @@ impl KyberKeyPair {
         }
     }
 
+    /// The secret key: a secret (``bytes()`` of it exports the key).
     #[getter]
     fn secret_key(&self) -> KyberSecretKey {
         KyberSecretKey {

@@ -10,6 +10,7 @@ use crate::convert::{message_type, BytesLike};
 use crate::errors::{to_py, CoreResultExt};
 use crate::keys::{new_identity_key, IdentityKey, PublicKey};
 
+/// A Double Ratchet message (type 2, ``MessageType.WHISPER``). ``bytes()`` is the exact wire form.
 #[pyclass(module = "textsecure._native", name = "SignalMessage", frozen)]
 pub(crate) struct SignalMessage {
     pub(crate) inner: message::SignalMessage,
@@ -17,6 +18,7 @@ pub(crate) struct SignalMessage {
 
 #[pymethods]
 impl SignalMessage {
+    /// Reads the wire form; raises ``InvalidMessage`` or ``UnsupportedVersion`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -26,6 +28,7 @@ impl SignalMessage {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.serialized())
     }
+    /// ``MessageType.WHISPER`` (2).
     #[getter]
     fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         message_type(py, message::WHISPER_TYPE)
@@ -35,14 +38,17 @@ impl SignalMessage {
     fn version(&self) -> u8 {
         self.inner.message_version()
     }
+    /// The message's index in its sending chain.
     #[getter]
     fn counter(&self) -> u32 {
         self.inner.counter()
     }
+    /// The length of the sender's previous sending chain.
     #[getter]
     fn previous_counter(&self) -> u32 {
         self.inner.previous_counter()
     }
+    /// The sender's current ratchet public key.
     #[getter]
     fn ratchet_key(&self) -> PublicKey {
         PublicKey {
@@ -69,6 +75,8 @@ impl SignalMessage {
     }
 }
 
+/// The first messages of a session (type 3, ``MessageType.PREKEY``): the session setup (prekey ids,
+/// base key, identity key) and a ``SignalMessage``. ``bytes()`` is the exact wire form.
 #[pyclass(module = "textsecure._native", name = "PreKeySignalMessage", frozen)]
 pub(crate) struct PreKeySignalMessage {
     pub(crate) inner: message::PreKeySignalMessage,
@@ -76,6 +84,7 @@ pub(crate) struct PreKeySignalMessage {
 
 #[pymethods]
 impl PreKeySignalMessage {
+    /// Reads the wire form; raises ``InvalidMessage`` or ``UnsupportedVersion`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -85,6 +94,7 @@ impl PreKeySignalMessage {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.serialized())
     }
+    /// ``MessageType.PREKEY`` (3).
     #[getter]
     fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         message_type(py, message::PREKEY_TYPE)
@@ -94,32 +104,39 @@ impl PreKeySignalMessage {
     fn version(&self) -> u8 {
         self.inner.message_version()
     }
+    /// The sender's registration id.
     #[getter]
     fn registration_id(&self) -> u32 {
         self.inner.registration_id()
     }
+    /// The one-time prekey used, or None.
     #[getter]
     fn prekey_id(&self) -> Option<u32> {
         self.inner.pre_key_id()
     }
+    /// The signed prekey used.
     #[getter]
     fn signed_prekey_id(&self) -> u32 {
         self.inner.signed_pre_key_id()
     }
+    /// The Kyber prekey used (PQXDH), or None (X3DH).
     #[getter]
     fn kyber_prekey_id(&self) -> Option<u32> {
         self.inner.kyber_pre_key_id()
     }
+    /// The sender's ephemeral base key.
     #[getter]
     fn base_key(&self) -> PublicKey {
         PublicKey {
             inner: *self.inner.base_key(),
         }
     }
+    /// The sender's identity key.
     #[getter]
     fn identity_key(&self, py: Python<'_>) -> PyResult<Py<IdentityKey>> {
         new_identity_key(py, *self.inner.identity_key())
     }
+    /// The ``SignalMessage`` inside.
     #[getter]
     fn message(&self) -> SignalMessage {
         SignalMessage {

@@ -21,6 +21,9 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A one-time prekey as libsignal stores it: an id and a Curve25519 key pair. ``bytes()``
+/// (libsignal's ``PreKeyRecordStructure``) CONTAINS THE PRIVATE KEY: a secret (see the Secrets
+/// page).
 #[pyclass(module = "textsecure._native", name = "PreKeyRecord", frozen)]
 pub(crate) struct PreKeyRecord {
     pub(crate) inner: prekey::PreKeyRecord,
@@ -35,6 +38,7 @@ impl PreKeyRecord {
             inner: prekey::PreKeyRecord::new(id, private_key_arg(private_key)?),
         })
     }
+    /// Generates a one-time prekey with id ``id``.
     #[staticmethod]
     fn generate(id: Int<u32>) -> Self {
         let id = id.0;
@@ -42,6 +46,7 @@ impl PreKeyRecord {
             inner: prekey::PreKeyRecord::new(id, textsecure_core::curve::PrivateKey::generate()),
         }
     }
+    /// Reads libsignal's ``PreKeyRecordStructure``; raises ``InvalidRecord`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -51,16 +56,19 @@ impl PreKeyRecord {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.serialize())
     }
+    /// The prekey id.
     #[getter]
     fn id(&self) -> u32 {
         self.inner.id
     }
+    /// The public key (what a bundle carries).
     #[getter]
     fn public_key(&self) -> PublicKey {
         PublicKey {
             inner: self.inner.key_pair.public_key,
         }
     }
+    /// The private key: a secret.
     #[getter]
     fn private_key(&self) -> PrivateKey {
         PrivateKey {
@@ -72,6 +80,9 @@ impl PreKeyRecord {
     }
 }
 
+/// A signed prekey as libsignal stores it: id, Curve25519 key pair, the identity key's signature
+/// over the public key, and the creation time. ``bytes()`` (libsignal's
+/// ``SignedPreKeyRecordStructure``) CONTAINS THE PRIVATE KEY: a secret (see the Secrets page).
 #[pyclass(module = "textsecure._native", name = "SignedPreKeyRecord", frozen)]
 pub(crate) struct SignedPreKeyRecord {
     pub(crate) inner: prekey::SignedPreKeyRecord,
@@ -99,6 +110,7 @@ impl SignedPreKeyRecord {
             },
         })
     }
+    /// Generates a signed prekey signed by ``identity``; ``timestamp`` (ms) defaults to now.
     #[staticmethod]
     #[pyo3(signature = (id, identity, timestamp = None))]
     fn generate(
@@ -116,6 +128,7 @@ impl SignedPreKeyRecord {
             ),
         }
     }
+    /// Reads libsignal's ``SignedPreKeyRecordStructure``; raises ``InvalidRecord`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -125,26 +138,31 @@ impl SignedPreKeyRecord {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.serialize())
     }
+    /// The prekey id.
     #[getter]
     fn id(&self) -> u32 {
         self.inner.id
     }
+    /// The public key (what a bundle carries).
     #[getter]
     fn public_key(&self) -> PublicKey {
         PublicKey {
             inner: self.inner.key_pair.public_key,
         }
     }
+    /// The private key: a secret.
     #[getter]
     fn private_key(&self) -> PrivateKey {
         PrivateKey {
             inner: self.inner.key_pair.private_key.clone(),
         }
     }
+    /// The identity key's XEdDSA signature over the serialized public key.
     #[getter]
     fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.signature)
     }
+    /// When the prekey was created (ms since the epoch).
     #[getter]
     fn timestamp(&self) -> u64 {
         self.inner.timestamp
@@ -157,6 +175,9 @@ impl SignedPreKeyRecord {
     }
 }
 
+/// A Kyber prekey as libsignal stores it: id, key pair, the identity key's signature over the
+/// public key, and the creation time. ``bytes()`` (libsignal's ``KyberPreKeyRecordStructure``)
+/// CONTAINS THE SECRET KEY: a secret (see the Secrets page).
 #[pyclass(module = "textsecure._native", name = "KyberPreKeyRecord", frozen)]
 pub(crate) struct KyberPreKeyRecord {
     pub(crate) inner: prekey::KyberPreKeyRecord,
@@ -182,6 +203,7 @@ impl KyberPreKeyRecord {
             },
         }
     }
+    /// Generates a Kyber-1024 prekey signed by ``identity``; ``timestamp`` (ms) defaults to now.
     #[staticmethod]
     #[pyo3(signature = (id, identity, timestamp = None))]
     fn generate(
@@ -200,6 +222,7 @@ impl KyberPreKeyRecord {
             .py()?,
         })
     }
+    /// Reads libsignal's ``KyberPreKeyRecordStructure``; raises ``InvalidRecord`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -209,26 +232,31 @@ impl KyberPreKeyRecord {
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.serialize())
     }
+    /// The prekey id.
     #[getter]
     fn id(&self) -> u32 {
         self.inner.id
     }
+    /// The Kyber public key (what a bundle carries).
     #[getter]
     fn public_key(&self) -> KyberPublicKey {
         KyberPublicKey {
             inner: self.inner.key_pair.public_key.clone(),
         }
     }
+    /// The key pair, secret key included: a secret.
     #[getter]
     fn key_pair(&self) -> KyberKeyPair {
         KyberKeyPair {
             inner: self.inner.key_pair.clone(),
         }
     }
+    /// The identity key's XEdDSA signature over the serialized public key.
     #[getter]
     fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.signature)
     }
+    /// When the prekey was created (ms since the epoch).
     #[getter]
     fn timestamp(&self) -> u64 {
         self.inner.timestamp
@@ -241,6 +269,9 @@ impl KyberPreKeyRecord {
     }
 }
 
+/// The public keys a server hands out for one device, to start a session with it: identity key,
+/// signed prekey, optional one-time prekey and optional Kyber prekey (with it, PQXDH; without,
+/// X3DH). Public: no secrets.
 #[pyclass(module = "textsecure._native", name = "PreKeyBundle", frozen)]
 pub(crate) struct PreKeyBundle {
     pub(crate) inner: prekey::PreKeyBundle,
@@ -305,36 +336,44 @@ impl PreKeyBundle {
             },
         })
     }
+    /// The device's registration id.
     #[getter]
     fn registration_id(&self) -> u32 {
         self.inner.registration_id
     }
+    /// The device id.
     #[getter]
     fn device_id(&self) -> u32 {
         self.inner.device_id
     }
+    /// The device's identity key.
     #[getter]
     fn identity_key(&self, py: Python<'_>) -> PyResult<Py<IdentityKey>> {
         new_identity_key(py, self.inner.identity_key)
     }
+    /// The signed prekey's id.
     #[getter]
     fn signed_prekey_id(&self) -> u32 {
         self.inner.signed_prekey_id
     }
+    /// The signed prekey's public key.
     #[getter]
     fn signed_prekey_public(&self) -> PublicKey {
         PublicKey {
             inner: self.inner.signed_prekey,
         }
     }
+    /// The identity key's signature over the signed prekey.
     #[getter]
     fn signed_prekey_signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.signed_prekey_signature)
     }
+    /// The one-time prekey's id, or None.
     #[getter]
     fn prekey_id(&self) -> Option<u32> {
         self.inner.prekey.as_ref().map(|(id, _)| *id)
     }
+    /// The one-time prekey's public key, or None.
     #[getter]
     fn prekey_public(&self) -> Option<PublicKey> {
         self.inner
@@ -342,16 +381,19 @@ impl PreKeyBundle {
             .as_ref()
             .map(|(_, k)| PublicKey { inner: *k })
     }
+    /// The Kyber prekey's id, or None (an X3DH bundle).
     #[getter]
     fn kyber_prekey_id(&self) -> Option<u32> {
         self.inner.kyber.as_ref().map(|k| k.id)
     }
+    /// The Kyber prekey's public key, or None.
     #[getter]
     fn kyber_prekey_public(&self) -> Option<KyberPublicKey> {
         self.inner.kyber.as_ref().map(|k| KyberPublicKey {
             inner: k.public_key.clone(),
         })
     }
+    /// The identity key's signature over the Kyber prekey, or None.
     #[getter]
     fn kyber_prekey_signature<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         self.inner
@@ -371,6 +413,9 @@ impl PreKeyBundle {
     }
 }
 
+/// The state of the sessions with one remote device (the current one and archived ones).
+/// ``bytes()`` is libsignal's ``RecordStructure`` and CONTAINS THE ROOT, CHAIN AND MESSAGE KEYS: a
+/// secret (see the Secrets page).
 #[pyclass(module = "textsecure._native", name = "SessionRecord", frozen)]
 pub(crate) struct SessionRecord {
     pub(crate) inner: state::SessionRecord,
@@ -378,6 +423,7 @@ pub(crate) struct SessionRecord {
 
 #[pymethods]
 impl SessionRecord {
+    /// Reads libsignal's ``RecordStructure``; raises ``InvalidRecord`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {

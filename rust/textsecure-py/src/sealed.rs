@@ -92,6 +92,8 @@ fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -
 
 // ---------------------------------------------------------------------------------------------
 
+/// A server certificate: a server key signed by a trust root. ``validate`` raises
+/// ``InvalidCertificate``; it never returns False.
 #[pyclass(module = "textsecure._native", name = "ServerCertificate", frozen)]
 #[derive(Clone)]
 pub(crate) struct ServerCertificate {
@@ -115,6 +117,7 @@ impl ServerCertificate {
         })
     }
 
+    /// Reads the serialized certificate; raises ``InvalidCertificate`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -126,11 +129,13 @@ impl ServerCertificate {
         PyBytes::new(py, self.inner.serialized())
     }
 
+    /// The key id (``0xDEADC357`` is revoked).
     #[getter]
     fn key_id(&self) -> u32 {
         self.inner.key_id()
     }
 
+    /// The server's public key.
     #[getter]
     fn key(&self) -> PublicKey {
         PublicKey {
@@ -138,11 +143,13 @@ impl ServerCertificate {
         }
     }
 
+    /// The signed part (serialized).
     #[getter]
     fn certificate<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.certificate())
     }
 
+    /// The trust root's signature over ``certificate``.
     #[getter]
     fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.signature())
@@ -165,6 +172,8 @@ impl ServerCertificate {
     }
 }
 
+/// A sealed-sender certificate: the sender's ids and identity key, an expiration, signed by a
+/// server certificate. ``validate`` raises ``InvalidCertificate``; it never returns False.
 #[pyclass(module = "textsecure._native", name = "SenderCertificate", frozen)]
 #[derive(Clone)]
 pub(crate) struct SenderCertificate {
@@ -205,6 +214,7 @@ impl SenderCertificate {
         Ok(Self { inner })
     }
 
+    /// Reads the serialized certificate; raises ``InvalidCertificate`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -216,16 +226,19 @@ impl SenderCertificate {
         PyBytes::new(py, self.inner.serialized())
     }
 
+    /// The sender's ACI.
     #[getter]
     fn sender_uuid(&self) -> &str {
         self.inner.sender_uuid()
     }
 
+    /// The sender's phone number, or None.
     #[getter]
     fn sender_e164(&self) -> Option<&str> {
         self.inner.sender_e164()
     }
 
+    /// The sender's device id.
     #[getter]
     fn sender_device_id(&self) -> u32 {
         self.inner.sender_device_id()
@@ -239,6 +252,7 @@ impl SenderCertificate {
         }
     }
 
+    /// The sender's identity key.
     #[getter]
     fn identity_key(&self, py: Python<'_>) -> PyResult<Py<IdentityKey>> {
         new_identity_key(py, *self.inner.key())
@@ -267,11 +281,13 @@ impl SenderCertificate {
         }
     }
 
+    /// The signed part (serialized).
     #[getter]
     fn certificate<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.certificate())
     }
 
+    /// The server certificate key's signature over ``certificate``.
     #[getter]
     fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.signature())
@@ -308,6 +324,8 @@ impl SenderCertificate {
     }
 }
 
+/// What sealed sender encrypts ("USMC"): the inner message's type and bytes, the sender
+/// certificate, a content hint and an optional group id.
 #[pyclass(
     module = "textsecure._native",
     name = "UnidentifiedSenderMessageContent",
@@ -345,6 +363,7 @@ impl UnidentifiedSenderMessageContent {
         })
     }
 
+    /// Reads the serialized content; raises ``InvalidMessage`` on bad input.
     #[staticmethod]
     fn from_bytes(data: BytesLike<'_>) -> PyResult<Self> {
         Ok(Self {
@@ -362,6 +381,7 @@ impl UnidentifiedSenderMessageContent {
         message_type(py, self.inner.msg_type())
     }
 
+    /// The sender certificate (not validated here).
     #[getter]
     fn sender_certificate(&self) -> SenderCertificate {
         SenderCertificate {
@@ -383,11 +403,13 @@ impl UnidentifiedSenderMessageContent {
         PyBytes::new(py, self.inner.contents())
     }
 
+    /// The content hint (``ContentHint``, or an int for an unknown value).
     #[getter]
     fn content_hint(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         content_hint_obj(py, self.inner.content_hint())
     }
 
+    /// The group id, or None.
     #[getter]
     fn group_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         opt_bytes(py, self.inner.group_id())
@@ -421,6 +443,8 @@ pub(crate) fn sealed_result(
     .into_any())
 }
 
+/// What ``SealedSessionCipher.decrypt`` returns: the validated sender and the decrypted plaintext
+/// (a secret of the conversation).
 #[pyclass(module = "textsecure._native", name = "SealedSenderResult", frozen)]
 pub(crate) struct SealedSenderResult {
     content: Py<UnidentifiedSenderMessageContent>,
@@ -436,10 +460,12 @@ impl SealedSenderResult {
             inner: self.content.get().inner.sender().sender_address(),
         }
     }
+    /// The sender's ACI (from the validated certificate).
     #[getter]
     fn sender_uuid(&self) -> String {
         self.content.get().inner.sender().sender_uuid().to_owned()
     }
+    /// The sender's phone number, or None.
     #[getter]
     fn sender_e164(&self) -> Option<String> {
         self.content
@@ -449,18 +475,22 @@ impl SealedSenderResult {
             .sender_e164()
             .map(str::to_owned)
     }
+    /// The sender's device id.
     #[getter]
     fn device_id(&self) -> u32 {
         self.content.get().inner.sender().sender_device_id()
     }
+    /// The inner message's type.
     #[getter]
     fn message_type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         message_type(py, self.content.get().inner.msg_type())
     }
+    /// The content hint (``ContentHint``, or an int for an unknown value).
     #[getter]
     fn content_hint(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         content_hint_obj(py, self.content.get().inner.content_hint())
     }
+    /// The group id, or None.
     #[getter]
     fn group_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         opt_bytes(py, self.content.get().inner.group_id())
@@ -485,6 +515,8 @@ impl SealedSenderResult {
     }
 }
 
+/// A sealed sender v2 message in its sent form, as a server reads it: the recipients and, per
+/// recipient, the received form to deliver.
 #[pyclass(
     module = "textsecure._native",
     name = "SealedSenderMultiRecipientMessage",
@@ -504,6 +536,7 @@ impl SealedSenderMultiRecipientMessage {
         })
     }
 
+    /// The version byte (``0x22`` or ``0x23``).
     #[getter]
     fn version(&self) -> u8 {
         self.inner.version
@@ -645,6 +678,9 @@ fn sealed_sender_multi_recipient_message_for_single_recipient<'py>(
 
 // ---------------------------------------------------------------------------------------------
 
+/// Sealed sender v1 and v2 over a store's 1:1 sessions: ``encrypt`` / ``seal`` /
+/// ``multi_recipient_encrypt`` hide the sender; ``decrypt`` / ``unseal`` validate the sender
+/// certificate (raising ``InvalidCertificate``) before anything is decrypted.
 #[pyclass(module = "textsecure._native", name = "SealedSessionCipher", frozen)]
 pub(crate) struct SealedSessionCipher {
     store: Py<PyAny>,

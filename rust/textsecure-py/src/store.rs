@@ -18,6 +18,8 @@ use crate::records::{
     now_ms, KyberPreKeyRecord, PreKeyBundle, PreKeyRecord, SessionRecord, SignedPreKeyRecord,
 };
 
+/// A device of a contact: ``Address(name, device_id)``, as libsignal's ``ProtocolAddress``.
+/// Hashable and ordered; ``str()`` is ``"name.device_id"``. Stores key and lock by ``canonical()``.
 #[pyclass(module = "textsecure._native", name = "Address", frozen)]
 #[derive(Clone)]
 pub(crate) struct Address {
@@ -33,10 +35,13 @@ impl Address {
             inner: core_store::Address::new(name, device_id),
         }
     }
+    /// The contact's name: a ServiceId (an ACI UUID, ``PNI:`` and a UUID), a phone number, or any
+    /// string.
     #[getter]
     fn name(&self) -> &str {
         &self.inner.name
     }
+    /// The device id (an int, 1 for a primary device).
     #[getter]
     fn device_id(&self) -> u32 {
         self.inner.device_id
@@ -123,6 +128,7 @@ impl MemoryStore {
         }
     }
 
+    /// The identity key pair (a secret: see the Secrets page).
     #[getter]
     fn identity_key_pair(&self) -> PyResult<IdentityKeyPair> {
         Ok(IdentityKeyPair {
@@ -130,16 +136,19 @@ impl MemoryStore {
         })
     }
 
+    /// The registration id.
     #[getter]
     fn registration_id(&self) -> PyResult<u32> {
         Ok(self.lock()?.registration_id())
     }
 
+    /// Stores a one-time prekey (replacing one with its id).
     fn save_prekey(&self, record: &Bound<'_, PreKeyRecord>) -> PyResult<()> {
         let r = record.get().inner.clone();
         self.lock()?.prekeys.insert(r.id, r);
         Ok(())
     }
+    /// The one-time prekey ``id``, or None.
     fn load_prekey(&self, id: Int<u32>) -> PyResult<Option<PreKeyRecord>> {
         Ok(self
             .lock()?
@@ -147,16 +156,19 @@ impl MemoryStore {
             .get(&id.0)
             .map(|r| PreKeyRecord { inner: r.clone() }))
     }
+    /// Removes the one-time prekey ``id`` (nothing when there is none).
     fn remove_prekey(&self, id: Int<u32>) -> PyResult<()> {
         self.lock()?.prekeys.remove(&id.0);
         Ok(())
     }
 
+    /// Stores a signed prekey (replacing one with its id).
     fn save_signed_prekey(&self, record: &Bound<'_, SignedPreKeyRecord>) -> PyResult<()> {
         let r = record.get().inner.clone();
         self.lock()?.signed_prekeys.insert(r.id, r);
         Ok(())
     }
+    /// The signed prekey ``id``, or None.
     fn load_signed_prekey(&self, id: Int<u32>) -> PyResult<Option<SignedPreKeyRecord>> {
         Ok(self
             .lock()?
@@ -182,6 +194,7 @@ impl MemoryStore {
         self.lock()?.kyber_prekeys.insert(r.id, (r, last_resort));
         Ok(())
     }
+    /// The Kyber prekey ``id``, or None.
     fn load_kyber_prekey(&self, id: Int<u32>) -> PyResult<Option<KyberPreKeyRecord>> {
         Ok(self
             .lock()?
@@ -189,6 +202,7 @@ impl MemoryStore {
             .get(&id.0)
             .map(|(r, _)| KyberPreKeyRecord { inner: r.clone() }))
     }
+    /// Removes the Kyber prekey ``id`` (nothing when there is none).
     fn remove_kyber_prekey(&self, id: Int<u32>) -> PyResult<()> {
         self.lock()?.kyber_prekeys.remove(&id.0);
         Ok(())
@@ -246,6 +260,7 @@ impl MemoryStore {
             .get(&address.get().inner.canonical())
             .map(|r| SessionRecord { inner: r.clone() }))
     }
+    /// Stores ``record`` as the session with ``address`` (replacing any).
     fn save_session(
         &self,
         address: &Bound<'_, Address>,
@@ -255,6 +270,7 @@ impl MemoryStore {
             .put_session(&address.get().inner.canonical(), record.get().inner.clone());
         Ok(())
     }
+    /// Removes the session with ``address`` (nothing when there is none).
     fn remove_session(&self, address: &Bound<'_, Address>) -> PyResult<()> {
         self.lock()?
             .delete_session(&address.get().inner.canonical());
