@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +40,9 @@ SERVER = ts.Address("server", 1)
 ACCOUNT = "server"
 TESTS_DIR = Path(__file__).resolve().parent.parent
 
+#: inbox mode: the share of worker incarnations that, finding unacknowledged inbox items when
+#: they start, die while handling them (before one of them is acknowledged)
+RECOVERY_KILLS = 0.2
 #: how many messages a worker may have been handed and not yet answered
 WORKER_CAPACITY = 4
 
@@ -250,6 +253,7 @@ class WorkerHandle:
     conn: Connection
     inflight: dict[int, tuple[int, int]] = field(default_factory=dict)
     ready: bool = False
+    spawned_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -258,6 +262,8 @@ class FarmStats:
     redeliveries: int = 0
     confirmed: int = 0
     duplicates_confirmed: int = 0
+    #: messages handed to a second worker while the first still had them
+    echoes: int = 0
     pending_handled_at_start: int = 0
     parent_kills: int = 0
     deaths: int = 0
@@ -267,6 +273,10 @@ class FarmStats:
     shared_session_deliveries: int = 0
     #: messages confirmed after a later message of their session (decrypted with a skipped key)
     out_of_order: int = 0
+    #: seconds from spawning a worker to its "ready" (store opened, inbox_pending handled)
+    startup_seconds: list[float] = field(default_factory=list)
+    #: the longest time the parent waited for any answer
+    longest_stall: float = 0.0
     self_kills: Counter[str] = field(default_factory=Counter)
     exit_codes: Counter[int] = field(default_factory=Counter)
 
@@ -278,16 +288,27 @@ class Outcome:
 
     plaintexts: dict[tuple[int, int], bytes] = field(default_factory=dict)
     confirmations: Counter[tuple[int, int]] = field(default_factory=Counter)
+    #: "ok" answers (a decrypt, or in inbox mode the stored plaintext) per message
+    decrypted: Counter[tuple[int, int]] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     stats: FarmStats = field(default_factory=FarmStats)
 
 
 class Farm:
     """Runs ``workers`` worker processes in ``mode`` ("plain", "inbox" or "tx") against
-    ``target``; ``kills`` (probabilities per kill point, see worker.py) makes workers kill
-    themselves, ``parent_kill_every`` (seconds, a range) makes the parent SIGKILL a random
-    worker now and then. Killed workers are restarted and their unconfirmed messages handed
-    out again."""
+    ``target``, restarting the dead and handing out again what they had not confirmed.
+
+    Kills: with ``kill_points``, every worker incarnation gets a kill plan from the farm's
+    seeded RNG: a point (the points taken in turn, so each gets its share) and a number of
+    messages (uniform in 0..2 * ``mean_life``) after which it SIGKILLs itself the next time it
+    passes that point (see worker.py); in inbox mode some also die in their inbox recovery
+    (``RECOVERY_KILLS``). With ``parent_kill_every`` (a range of confirmed
+    messages) the parent SIGKILLs a random worker now and then, wherever it is.
+
+    ``echo``: the share of messages also handed to a second worker at once (a server's
+    at-least-once redelivery racing the first attempt). Only the inbox may then answer a
+    message's plaintext twice (the stored one, before the ack); a second decrypt anywhere else
+    is an error."""
 
     def __init__(
         self,
@@ -297,8 +318,10 @@ class Farm:
         workers: int,
         seed: int,
         log_path: Path,
-        kills: dict[str, float] | None = None,
-        parent_kill_every: tuple[float, float] | None = None,
+        kill_points: Sequence[str] = (),
+        mean_life: int = 150,
+        parent_kill_every: tuple[int, int] | None = None,
+        echo: float = 0.0,
         timeout: float = 900.0,
     ) -> None:
         self.target = target
@@ -307,13 +330,29 @@ class Farm:
         self.seed = seed
         self.rng = random.Random(seed)
         self.log_path = log_path
-        self.kills = kills or {}
+        self.kill_points = list(kill_points)
+        self.mean_life = mean_life
         self.parent_kill_every = parent_kill_every
+        self.echo = echo
         self.timeout = timeout
         self.workers: dict[int, WorkerHandle] = {}
         self.incarnations = Counter[int]()
         self.stats = FarmStats()
         self._highest: dict[int, int] = {}
+        self._plans: list[str] = []
+
+    def _plan(self) -> dict[str, Any] | None:
+        if not self.kill_points:
+            return None
+        if not self._plans:
+            self._plans = list(self.kill_points)
+            self.rng.shuffle(self._plans)
+        return {
+            "point": self._plans.pop(),
+            "after": self.rng.randint(0, 2 * self.mean_life),
+            "seed": self.rng.randrange(2**32),
+            "recovery": self.mode == "inbox" and self.rng.random() < RECOVERY_KILLS,
+        }
 
     # -- processes
 
@@ -323,8 +362,7 @@ class Farm:
         config = {
             **self.target.config(),
             "mode": self.mode,
-            "seed": f"{self.seed}/{slot}/{self.incarnations[slot]}",
-            "kills": self.kills,
+            "plan": self._plan(),
         }
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -378,14 +416,35 @@ class Farm:
         attempts = Counter[tuple[int, int]]()
         total = len(order)
         done: set[tuple[int, int]] = set()
+        held: dict[int, list[tuple[int, int]]] = defaultdict(list)
         next_id = 0
         for slot in range(self.n):
             self._spawn(slot)
         start = time.monotonic()
         last_progress = start
-        next_kill = (
-            start + self.rng.uniform(*self.parent_kill_every) if self.parent_kill_every else None
-        )
+        every = self.parent_kill_every
+        next_kill = self.rng.randint(*every) if every else None
+
+        def deliver(w: WorkerHandle, key: tuple[int, int], last_id: int) -> int:
+            did = last_id + 1
+            attempts[key] += 1
+            st.deliveries += 1
+            if attempts[key] > 1:
+                st.redeliveries += 1
+            if any(
+                k[0] == key[0]
+                for other in self.workers.values()
+                if other is not w
+                for k in other.inflight.values()
+            ):
+                st.shared_session_deliveries += 1
+            w.inflight[did] = key
+            mtype, data = messages[key]
+            try:
+                w.conn.send(("msg", did, key[0], key[1], attempts[key], mtype, data))
+            except OSError:
+                pass  # it died: its channel reports EOF in the loop
+            return did
 
         def settle(w: WorkerHandle, did: int) -> tuple[int, int] | None:
             key = w.inflight.pop(did, None)
@@ -413,32 +472,20 @@ class Farm:
                     key = pending.popleft()
                     if key in done:
                         continue
-                    next_id += 1
-                    attempts[key] += 1
-                    st.deliveries += 1
-                    if attempts[key] > 1:
-                        st.redeliveries += 1
-                    if any(
-                        k[0] == key[0]
-                        for other in self.workers.values()
-                        if other is not w
-                        for k in other.inflight.values()
-                    ):
-                        st.shared_session_deliveries += 1
-                    w.inflight[next_id] = key
-                    mtype, data = messages[key]
-                    try:
-                        w.conn.send(("msg", next_id, key[0], key[1], attempts[key], mtype, data))
-                    except OSError:
-                        pass  # it died: its channel reports EOF below
+                    next_id = deliver(w, key, next_id)
+                    others = [o for o in room if o is not w]
+                    if others and self.rng.random() < self.echo:
+                        # at-least-once delivery: the same envelope to a second worker at once
+                        st.echoes += 1
+                        next_id = deliver(self.rng.choice(others), key, next_id)
                 # the parent's own kills
-                if next_kill is not None and now >= next_kill and self.parent_kill_every:
+                if every and next_kill is not None and len(done) >= next_kill:
                     victims = [w for w in self.workers.values() if w.proc.poll() is None]
                     if victims:
                         victim = self.rng.choice(victims)
                         os.kill(victim.proc.pid, signal.SIGKILL)
                         st.parent_kills += 1
-                    next_kill = now + self.rng.uniform(*self.parent_kill_every)
+                    next_kill = len(done) + self.rng.randint(*every)
                 by_conn = {w.conn: w for w in self.workers.values()}
                 for c in wait(list(by_conn), timeout=0.05):
                     assert isinstance(c, Connection)
@@ -447,16 +494,22 @@ class Farm:
                         while c.poll():
                             answer = c.recv()
                             self._answer(w, answer, out, done, attempts, settle)
-                            last_progress = time.monotonic()
+                            t = time.monotonic()
+                            if st.confirmed:
+                                st.longest_stall = max(st.longest_stall, t - last_progress)
+                            last_progress = t
                     except (EOFError, OSError):
-                        lost = self._reap(w)
-                        # redeliver soon, at random places near the front
-                        for key in lost:
+                        # what it held goes out again once its successor is up (as a server
+                        # redelivers when the client is back): the successor's inbox recovery
+                        # runs first
+                        held[w.slot].extend(self._reap(w))
+                        st.restarts += 1
+                        self._spawn(w.slot)
+                    if self.workers.get(w.slot) is w and w.ready and held.get(w.slot):
+                        for key in held.pop(w.slot):
                             if key not in done:
                                 pos = self.rng.randrange(min(len(pending), 64) + 1)
                                 pending.insert(pos, key)
-                        st.restarts += 1
-                        self._spawn(w.slot)
             st.seconds = time.monotonic() - start
             for w in self.workers.values():
                 try:
@@ -496,6 +549,7 @@ class Farm:
         st = self.stats
         if kind == "ready":
             w.ready = True
+            st.startup_seconds.append(time.monotonic() - w.spawned_at)
         elif kind == "pending":
             st.pending_handled_at_start += 1
         elif kind == "ok":
@@ -505,9 +559,14 @@ class Farm:
                 out.errors.append(f"worker {w.slot}: answer {(sid, idx)} for delivery {key}")
                 return
             out.confirmations[key] += 1
-            if key in out.plaintexts and out.plaintexts[key] != text:
+            out.decrypted[key] += 1
+            if out.plaintexts.setdefault(key, text) != text:
                 out.errors.append(f"{key}: two different plaintexts")
-            out.plaintexts[key] = text
+            if out.decrypted[key] > 1 and self.mode != "inbox":
+                # only the inbox hands a plaintext out twice (the stored one, until the ack)
+                out.errors.append(f"{key}: decrypted twice")
+            if key in done:
+                return  # a "dup" of a racing delivery came first
             done.add(key)
             if self._highest.get(sid, -1) > idx:
                 st.out_of_order += 1
@@ -522,9 +581,10 @@ class Farm:
             if attempts[key] < 2:
                 out.errors.append(f"{key}: DuplicateMessage on its first delivery")
             out.confirmations[key] += 1
-            done.add(key)
-            st.confirmed += 1
             st.duplicates_confirmed += 1
+            if key not in done:
+                done.add(key)
+                st.confirmed += 1
         elif kind == "err":
             _, did, sid, idx, text = answer
             key = settle(w, did)

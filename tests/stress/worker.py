@@ -12,19 +12,23 @@ decrypts them, in one of three modes:
 A DuplicateMessage (a redelivery) is answered ``dup`` when the application has the message
 already, and is an error when it has not (the message would be lost).
 
-With ``kills`` in the config the worker SIGKILLs itself at random points (seeded RNG; one
-line ``SELFKILL <point>`` on stderr first):
+With a kill ``plan`` in the config (chosen by the parent's seeded RNG: a point and a number
+of messages) the worker SIGKILLs itself the first time it passes that point after it has
+received that many messages (one line ``SELFKILL <point>`` on stderr first). The points:
 
 - ``before_decrypt``: the message was received, nothing done;
-- ``before_commit``: in the store's unit of work (or the application's transaction), every
-  row written, COMMIT not sent;
+- ``before_commit``: in the store's unit of work (or ``store.transaction()``), every row
+  written, COMMIT not sent;
 - ``in_commit``: PostgreSQL: COMMIT sent to the server, its answer not read; SQLite: COMMIT
-  running while another thread sends the SIGKILL after 0..300 microseconds;
+  running while another thread sends the SIGKILL 0..300 microseconds later;
 - ``after_commit``: COMMIT acknowledged, the store call has not returned yet;
 - ``in_tx`` (tx): inside ``store.transaction()``, after the decrypt and the INSERT;
 - ``after_decrypt`` (inbox): ``inbox_decrypt`` returned, nothing handled;
-- ``after_handle`` (inbox): the application's log has it, not acknowledged (and
-  ``log_before_commit``: the log's own transaction, INSERT done, COMMIT not sent);
+- ``log_before_commit`` (inbox): in the application log's own transaction, INSERT done,
+  COMMIT not sent;
+- ``after_handle`` (inbox): the application's log has it, not acknowledged;
+- ``recovery`` (inbox, besides the plan's point, in some incarnations): on restart, one of
+  the ``inbox_pending()`` items handled but not acknowledged;
 - ``before_answer``: handled and committed / acknowledged, the parent not told.
 """
 
@@ -55,14 +59,19 @@ def die(point: str) -> None:
 
 
 class Killer:
-    def __init__(self, seed: str, kills: dict[str, float]) -> None:
-        self.rng = random.Random(seed)
-        self.kills = kills
+    def __init__(self, plan: dict[str, Any] | None) -> None:
+        self.point: str | None = None if plan is None else plan["point"]
+        self.after: int = 0 if plan is None else plan["after"]
+        self.rng = random.Random(None if plan is None else plan["seed"])
+        self.received = 0
+        self.recovery = plan is not None and plan["recovery"]
 
-    def maybe(self, point: str, label: str | None = None) -> None:
-        p = self.kills.get(point, 0.0)
-        if p and self.rng.random() < p:
-            die(label or point)
+    def due(self, point: str) -> bool:
+        return point == self.point and self.received >= self.after
+
+    def maybe(self, point: str) -> None:
+        if self.due(point):
+            die(point)
 
     def hook_commits(self, store: DurableStore, engine_name: str) -> None:
         """Wraps the store engine's COMMIT (every unit of work and ``transaction()`` ends
@@ -72,7 +81,7 @@ class Killer:
 
         def commit(conn: Any) -> None:
             self.maybe("before_commit")
-            if self.kills.get("in_commit") and self.rng.random() < self.kills["in_commit"]:
+            if self.due("in_commit"):
                 if engine_name == "postgres":
                     conn.pgconn.send_query(b"COMMIT")
                     conn.pgconn.flush()
@@ -125,7 +134,7 @@ class App:
                     f"VALUES ({m}, {m}, {m}, {m}, {m})",
                     (item.hash, sid, idx, item.plaintext, self.pid),
                 )
-            killer.maybe("before_commit", "log_before_commit")
+            killer.maybe("log_before_commit")
             self.log.execute("COMMIT")
         except BaseException:
             self.log.execute("ROLLBACK")
@@ -167,14 +176,18 @@ def main() -> None:
     conn = Connection(int(sys.argv[1]))
     config: dict[str, Any] = json.loads(sys.argv[2])
     mode = config["mode"]
-    killer = Killer(config["seed"], config["kills"])
+    killer = Killer(config["plan"])
     store = open_store(config)
-    if config["kills"]:
+    if killer.point is not None:
         killer.hook_commits(store, config["engine"])
     app = App(config, store)
     if mode == "inbox":
-        for item in store.inbox_pending():
+        pending = store.inbox_pending()
+        victim = killer.rng.randrange(len(pending)) if killer.recovery and pending else -1
+        for n, item in enumerate(pending):
             app.handle(item, killer)
+            if n == victim:
+                die("recovery")
             store.inbox_ack(item.hash)
             sid, idx = parse_plaintext(item.plaintext)
             conn.send(("pending", sid, idx))
@@ -188,6 +201,7 @@ def main() -> None:
             conn.send(("bye",))
             return
         _, did, sid, idx, _attempt, mtype, data = request
+        killer.received += 1
         killer.maybe("before_decrypt")
         address = sender_address(sid)
         message = ts.parse_message(mtype, data)
