@@ -164,7 +164,8 @@ def _resolve(dotted: str) -> object:
 
 
 #: names in API.md that are not textsecure's: libsignal's protobuf messages, Python's
-_FOREIGN = {"IdentityKeyPairStructure", "RecordStructure", "OverflowError", "ValueError", "None"}
+_FOREIGN = {"IdentityKeyPairStructure", "RecordStructure", "None", "True", "False"}
+_FOREIGN |= {"OverflowError", "ValueError", "TypeError"}
 #: placeholders: ``Type.from_bytes`` (any type), the ``PNI:`` prefix
 _FOREIGN |= {"Type.from_bytes", "PNI"}
 

@@ -63,7 +63,8 @@ fn run(
 // Messages
 // ---------------------------------------------------------------------------------------
 
-/// A current-format SenderKeyDistributionMessage. Its bytes hold the chain key (secret).
+/// A current-format SenderKeyDistributionMessage. Its bytes hold the chain key: a secret (see
+/// the Secrets page); send it only inside a 1:1 session.
 #[pyclass(
     module = "textsecure._native",
     name = "SenderKeyDistributionMessage",
@@ -283,6 +284,8 @@ impl LegacySenderKeyMessage {
 // ---------------------------------------------------------------------------------------
 
 /// The sender-key states of one (sender, distribution), in libsignal's storage format.
+/// ``bytes()`` CONTAINS THE CHAIN KEYS (and, for your own sender key, the private signing
+/// key): a secret (see the Secrets page).
 #[pyclass(module = "textsecure._native", name = "SenderKeyRecord", frozen)]
 pub(crate) struct SenderKeyRecord {
     pub(crate) inner: group::SenderKeyRecord,
