@@ -299,8 +299,10 @@ class DurableStore:
             ).one()
             if row is not None:
                 try:
-                    stored = IdentityKeyPair.from_bytes(self._open("account", "identity", row[0]))
-                except errors.InvalidKey as e:
+                    stored = nat.parse_row(
+                        IdentityKeyPair, self._open("account", "identity", row[0])
+                    )
+                except errors.InvalidRecord as e:
                     raise errors.InvalidRecord(
                         f"the identity of account {self._account!r} does not decode "
                         "(sealed, and this store has no key?)"
@@ -588,7 +590,7 @@ class DurableStore:
             ).one()
         if row is None:
             return None
-        return IdentityKey.from_bytes(self._open("identities", key, row[0]))
+        return nat.parse_row(IdentityKey, self._open("identities", key, row[0]))
 
     @_guarded
     def trust(self, address: Address, identity_key: PublicKey | Buffer) -> None:
@@ -621,7 +623,7 @@ class DurableStore:
             ).one()
         if row is None or row[0] is None:
             return None
-        return SessionRecord.from_bytes(self._open("sessions", key, row[0]))
+        return nat.parse_row(SessionRecord, self._open("sessions", key, row[0]))
 
     @_guarded
     def save_session(self, address: Address, record: SessionRecord) -> None:
@@ -703,7 +705,7 @@ class DurableStore:
     def load_prekey(self, id: int) -> PreKeyRecord | None:
         """The one-time prekey ``id``, or None."""
         data = self._load_row("prekeys", id)
-        return None if data is None else PreKeyRecord.from_bytes(data)
+        return None if data is None else nat.parse_row(PreKeyRecord, data)
 
     @_guarded
     def remove_prekey(self, id: int) -> None:
@@ -720,7 +722,7 @@ class DurableStore:
     def load_signed_prekey(self, id: int) -> SignedPreKeyRecord | None:
         """The signed prekey ``id``, or None."""
         data = self._load_row("signed_prekeys", id)
-        return None if data is None else SignedPreKeyRecord.from_bytes(data)
+        return None if data is None else nat.parse_row(SignedPreKeyRecord, data)
 
     @_guarded
     def remove_signed_prekey(self, id: int) -> None:
@@ -751,7 +753,7 @@ class DurableStore:
     def load_kyber_prekey(self, id: int) -> KyberPreKeyRecord | None:
         """The Kyber prekey ``id``, or None."""
         data = self._load_row("kyber_prekeys", id)
-        return None if data is None else KyberPreKeyRecord.from_bytes(data)
+        return None if data is None else nat.parse_row(KyberPreKeyRecord, data)
 
     @_guarded
     def remove_kyber_prekey(self, id: int) -> None:
@@ -940,7 +942,7 @@ class DurableStore:
             ).one()
         if row is None or row[0] is None:
             return None
-        return SenderKeyRecord.from_bytes(self._open("sender_keys", f"{addr}/{dist}", row[0]))
+        return nat.parse_row(SenderKeyRecord, self._open("sender_keys", f"{addr}/{dist}", row[0]))
 
     @_guarded
     def save_sender_key(

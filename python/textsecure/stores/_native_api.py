@@ -8,10 +8,13 @@ against these protocols (and unit-tested with small stand-ins of ``Needs`` / ``C
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from textsecure import _native, errors
 from textsecure._native import Address, IdentityKeyPair
+
+_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 
 __all__ = [
     "ChangeSetLike",
@@ -21,6 +24,7 @@ __all__ = [
     "SnapshotLike",
     "canonical",
     "native",
+    "parse_row",
 ]
 
 
@@ -112,3 +116,21 @@ def new_snapshot(identity: IdentityKeyPair, registration_id: int, sealer: Any) -
 def new_sealer(key: bytes, account: str) -> SealerLike:
     sealer: SealerLike = native("RecordSealer")(key, account)
     return sealer
+
+
+class _FromBytes(Protocol[_T_co]):
+    def from_bytes(self, data: bytes, /) -> _T_co: ...
+
+
+def parse_row(cls: _FromBytes[_T], data: bytes) -> _T:
+    """Parses a stored row with ``cls.from_bytes``: a row that does not parse is an invalid
+    record (``errors.InvalidRecord``), whatever the parser calls it (a damaged key inside a
+    record would otherwise surface as ``InvalidKey``)."""
+    try:
+        result = cls.from_bytes(data)
+    except errors.InvalidRecord:
+        raise
+    except errors.TextSecureError as e:
+        name = getattr(cls, "__name__", "record")
+        raise errors.InvalidRecord(f"stored {name} does not parse: {e}") from e
+    return result

@@ -28,6 +28,7 @@ from textsecure._native import (
     PreKeyRecord,
     SignedPreKeyRecord,
 )
+from textsecure.stores import _native_api as nat
 from textsecure.stores._sql import Statement
 
 if TYPE_CHECKING:
@@ -438,7 +439,9 @@ def bundle(
         if kyber:
             lr_row = _newest(store, conn, "kyber_prekeys", confirmed_only=True)
     assert spk_row is not None
-    spk = SignedPreKeyRecord.from_bytes(store._open("signed_prekeys", str(spk_row[0]), spk_row[2]))
+    spk = nat.parse_row(
+        SignedPreKeyRecord, store._open("signed_prekeys", str(spk_row[0]), spk_row[2])
+    )
     a = store._account
     otk_row = store._q(
         conn,
@@ -449,7 +452,7 @@ def bundle(
     otk = (
         None
         if otk_row is None
-        else PreKeyRecord.from_bytes(store._open("prekeys", str(otk_row[0]), otk_row[1]))
+        else nat.parse_row(PreKeyRecord, store._open("prekeys", str(otk_row[0]), otk_row[1]))
     )
     kpk = None
     if kyber:
@@ -462,7 +465,9 @@ def bundle(
         if k_row is None:
             assert lr_row is not None
             k_row = (lr_row[0], lr_row[2])
-        kpk = KyberPreKeyRecord.from_bytes(store._open("kyber_prekeys", str(k_row[0]), k_row[1]))
+        kpk = nat.parse_row(
+            KyberPreKeyRecord, store._open("kyber_prekeys", str(k_row[0]), k_row[1])
+        )
     return PreKeyBundle(
         registration_id=store._registration_id,
         device_id=device_id,

@@ -69,6 +69,7 @@ from textsecure._native import (
     SignedPreKeyRecord,
     Snapshot,
 )
+from textsecure.stores import _native_api as nat
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -465,7 +466,7 @@ class UnitOfWorkStore(abc.ABC):
         row = self._unit([], lambda: _row(self.load_identity_row(addr), "identity"))
         if row is None:
             return None
-        return IdentityKey.from_bytes(self._open("identities", str(addr), row))
+        return nat.parse_row(IdentityKey, self._open("identities", str(addr), row))
 
     def trust(self, address: Address, identity_key: PublicKey | Buffer, /) -> None:
         """Accepts ``identity_key`` for ``address`` (replacing a changed one)."""
@@ -482,7 +483,7 @@ class UnitOfWorkStore(abc.ABC):
         row, _ = self._unit([], lambda: self.load_session_row(addr))
         if row is None:
             return None
-        return SessionRecord.from_bytes(self._open("sessions", str(addr), bytes(row)))
+        return nat.parse_row(SessionRecord, self._open("sessions", str(addr), bytes(row)))
 
     def _swap_session(self, addr: Address, row: bytes | None) -> None:
         def body() -> None:
@@ -537,7 +538,7 @@ class UnitOfWorkStore(abc.ABC):
     def load_prekey(self, id: int, /) -> PreKeyRecord | None:
         """The one-time prekey ``id``, or None."""
         data = self._load_prekey("prekeys", id)
-        return None if data is None else PreKeyRecord.from_bytes(data)
+        return None if data is None else nat.parse_row(PreKeyRecord, data)
 
     def remove_prekey(self, id: int, /) -> None:
         """Removes the one-time prekey ``id``."""
@@ -552,7 +553,7 @@ class UnitOfWorkStore(abc.ABC):
     def load_signed_prekey(self, id: int, /) -> SignedPreKeyRecord | None:
         """The signed prekey ``id``, or None."""
         data = self._load_prekey("signed_prekeys", id)
-        return None if data is None else SignedPreKeyRecord.from_bytes(data)
+        return None if data is None else nat.parse_row(SignedPreKeyRecord, data)
 
     def remove_signed_prekey(self, id: int, /) -> None:
         """Removes the signed prekey ``id``."""
@@ -568,7 +569,7 @@ class UnitOfWorkStore(abc.ABC):
     def load_kyber_prekey(self, id: int, /) -> KyberPreKeyRecord | None:
         """The Kyber prekey ``id``, or None."""
         data = self._load_prekey("kyber_prekeys", id)
-        return None if data is None else KyberPreKeyRecord.from_bytes(data)
+        return None if data is None else nat.parse_row(KyberPreKeyRecord, data)
 
     def remove_kyber_prekey(self, id: int, /) -> None:
         """Removes the Kyber prekey ``id``."""
@@ -639,7 +640,9 @@ class UnitOfWorkStore(abc.ABC):
         row, _ = self._unit([], lambda: self.load_sender_key_row(addr, dist))
         if row is None:
             return None
-        return SenderKeyRecord.from_bytes(self._open("sender_keys", f"{addr}/{dist}", bytes(row)))
+        return nat.parse_row(
+            SenderKeyRecord, self._open("sender_keys", f"{addr}/{dist}", bytes(row))
+        )
 
     def _swap_sender_key(self, addr: Address, dist: str, row: bytes | None) -> None:
         def body() -> None:
