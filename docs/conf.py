@@ -49,5 +49,12 @@ def _list_benchmarks(app: Any, docname: str, source: list[str]) -> None:
             source[0] += f"\n```{{toctree}}\n:maxdepth: 1\n:caption: Benchmarks\n\n{entries}\n```\n"
 
 
+def _reread_development(app: Any, env: Any, added: Any, changed: Any, removed: Any) -> list[str]:
+    """An incremental build reads the development page again: a benchmarks file may have
+    appeared since."""
+    return ["development"]
+
+
 def setup(app: Any) -> None:
     app.connect("source-read", _list_benchmarks)
+    app.connect("env-get-outdated", _reread_development)
