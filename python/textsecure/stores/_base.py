@@ -1186,10 +1186,26 @@ class DurableStore:
     # -- accounts ---------------------------------------------------------------------
 
     @classmethod
-    def _accounts_in(cls, engine: Engine) -> list[str]:
+    def _connect(cls, target: Any) -> Engine:
+        """The engine on ``target`` (a path, a connection string, a connection or pool)."""
+        raise NotImplementedError
+
+    @classmethod
+    def list_accounts(cls, target: Any) -> list[str]:
+        """The accounts stored in the database at ``target`` (as the constructor takes it)."""
+        return cls._in(cls._connect(target), cls._accounts)
+
+    @classmethod
+    def delete_account(cls, target: Any, account: str) -> bool:
+        """Deletes ``account`` and every record of it; returns whether it existed."""
+        return cls._in(cls._connect(target), lambda engine: cls._delete_account(engine, account))
+
+    @staticmethod
+    def _in(engine: Engine, run: Callable[[Engine], R]) -> R:
+        """``run(engine)`` with the driver's errors translated, then closes ``engine``."""
         try:
             with translate_errors(engine):
-                return cls._accounts(engine)
+                return run(engine)
         finally:
             with suppress(*engine.driver_errors):
                 engine.close()
@@ -1200,15 +1216,6 @@ class DurableStore:
         with engine.connection() as conn:
             rows = engine.execute(conn, "SELECT account FROM accounts ORDER BY account").rows
         return [str(r[0]) for r in rows]
-
-    @classmethod
-    def _delete_account_in(cls, engine: Engine, account: str) -> bool:
-        try:
-            with translate_errors(engine):
-                return cls._delete_account(engine, account)
-        finally:
-            with suppress(*engine.driver_errors):
-                engine.close()
 
     @classmethod
     def _delete_account(cls, engine: Engine, account: str) -> bool:

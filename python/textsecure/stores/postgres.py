@@ -56,11 +56,5 @@ class PostgresStore(DurableStore):
         )
 
     @classmethod
-    def list_accounts(cls, conninfo: Any) -> list[str]:
-        """The accounts stored in the database."""
-        return cls._accounts_in(_engine(conninfo))
-
-    @classmethod
-    def delete_account(cls, conninfo: Any, account: str) -> bool:
-        """Deletes ``account`` and every record of it; returns whether it existed."""
-        return cls._delete_account_in(_engine(conninfo), account)
+    def _connect(cls, target: Any) -> PostgresEngine:
+        return _engine(target)

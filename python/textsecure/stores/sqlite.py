@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textsecure import errors
 from textsecure._native import IdentityKeyPair
@@ -53,11 +53,5 @@ class SQLiteStore(DurableStore):
         )
 
     @classmethod
-    def list_accounts(cls, path: Path) -> list[str]:
-        """The accounts stored in the database at ``path``."""
-        return cls._accounts_in(_engine(path))
-
-    @classmethod
-    def delete_account(cls, path: Path, account: str) -> bool:
-        """Deletes ``account`` and every record of it; returns whether it existed."""
-        return cls._delete_account_in(_engine(path), account)
+    def _connect(cls, target: Any) -> SQLiteEngine:
+        return _engine(target)
