@@ -1,2 +1,3 @@
 """Stress tests of the durable stores: real worker processes, real SQLite and PostgreSQL,
-SIGKILL at random points (tests/stress/README is the docstring of ``common``)."""
+SIGKILL at random points. How the runs are built: the docstrings of ``common`` and
+``worker``."""

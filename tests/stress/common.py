@@ -144,6 +144,43 @@ def app_rows(engine: str, where: str, table: str) -> list[tuple[int, int, bytes]
     return [(int(s), int(i), bytes(p)) for s, i, p in rows]
 
 
+def check_database_health(target: Target) -> None:
+    """After the workers are gone: SQLite files pass ``PRAGMA integrity_check``; on PostgreSQL
+    no backend of a killed worker lingers (holding locks or a transaction) for long: the only
+    other client is the parent's own store, idle."""
+    if target.engine == "sqlite":
+        for path in {target.store, target.app}:
+            conn = app_connect("sqlite", path)
+            try:
+                assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], path
+            finally:
+                conn.close()
+        return
+    conn = app_connect("postgres", target.store)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            others = conn.execute(
+                "SELECT pid, state, wait_event_type, left(query, 80) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            ).fetchall()
+            if (len(others) <= 1 and all(o[1] == "idle" for o in others)) or (
+                time.monotonic() > deadline
+            ):
+                break
+            time.sleep(0.2)
+        assert len(others) <= 1 and all(o[1] == "idle" for o in others), (
+            f"backends of dead workers linger: {others}"
+        )
+        locks = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        ).fetchone()
+        assert locks == (0,), f"advisory locks still held: {locks}"
+    finally:
+        conn.close()
+
+
 # -- senders and delivery plans -----------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from stress.common import (
     Farm,
     Target,
     app_rows,
+    check_database_health,
     check_sessions_both_ways,
     create_app_tables,
     delivery_order,
@@ -93,6 +94,7 @@ def test_kill_workers_anywhere(
         out = farm.run(messages, order)
         st = out.stats
         assert out.errors == []
+        check_database_health(target)
         assert sorted(out.confirmations) == sorted(messages), "messages never confirmed"
         wrong = [k for k, text in out.plaintexts.items() if text != plaintext(*k)]
         assert wrong == [], f"wrong plaintexts: {wrong[:10]}"
