@@ -302,6 +302,8 @@ class FarmStats:
     #: messages handed to a second worker while the first still had them
     echoes: int = 0
     pending_handled_at_start: int = 0
+    #: inbox mode: plaintexts the application's log had already (handled twice without it)
+    dedup_hits: int = 0
     parent_kills: int = 0
     deaths: int = 0
     restarts: int = 0
@@ -589,6 +591,8 @@ class Farm:
             st.startup_seconds.append(time.monotonic() - w.spawned_at)
         elif kind == "pending":
             st.pending_handled_at_start += 1
+        elif kind == "dedup":
+            st.dedup_hits += 1
         elif kind == "ok":
             _, did, sid, idx, text = answer
             key = settle(w, did)

@@ -132,5 +132,6 @@ def test_kill_workers_anywhere(
             f"kills, {st.restarts} restarts, {st.redeliveries} redeliveries, "
             f"{st.echoes} messages delivered to two workers at once, "
             f"{st.duplicates_confirmed} DuplicateMessage on redelivery, "
-            f"{st.pending_handled_at_start} inbox items handled on restart"
+            f"{st.pending_handled_at_start} inbox items handled on restart, "
+            f"{st.dedup_hits} plaintexts the application's log had already"
         )

@@ -111,9 +111,11 @@ class App:
         self.log = app_connect(self.engine, config["app"]) if config["mode"] == "inbox" else None
         self.pid = os.getpid()
 
-    def handle(self, item: InboxItem, killer: Killer) -> None:
+    def handle(self, item: InboxItem, killer: Killer) -> bool:
         """Appends the plaintext to the log once per inbox hash (the application's dedup: a
-        redelivered, not yet acknowledged envelope comes back with the same hash)."""
+        redelivered, not yet acknowledged envelope comes back with the same hash). Returns
+        whether the log had it already (an application without this check would have handled
+        the message twice)."""
         assert self.log is not None
         sid, idx = parse_plaintext(item.plaintext)
         m = self.m
@@ -139,6 +141,7 @@ class App:
         except BaseException:
             self.log.execute("ROLLBACK")
             raise
+        return bool(seen)
 
     def logged(self, sid: int, idx: int) -> bool:
         assert self.log is not None
@@ -185,7 +188,8 @@ def main() -> None:
         pending = store.inbox_pending()
         victim = killer.rng.randrange(len(pending)) if killer.recovery and pending else -1
         for n, item in enumerate(pending):
-            app.handle(item, killer)
+            if app.handle(item, killer):
+                conn.send(("dedup",))
             if n == victim:
                 die("recovery")
             store.inbox_ack(item.hash)
@@ -218,7 +222,8 @@ def main() -> None:
                     conn.send(("dup", did, sid, idx))
                     continue
                 killer.maybe("after_decrypt")
-                app.handle(item, killer)
+                if app.handle(item, killer):
+                    conn.send(("dedup",))
                 killer.maybe("after_handle")
                 store.inbox_ack(item.hash)
                 text = item.plaintext
