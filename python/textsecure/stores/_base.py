@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,18 +28,29 @@ from textsecure._native import (
     Address,
     IdentityKey,
     IdentityKeyPair,
-    KyberPreKeyRecord,
+    Operation,
     PreKeyBundle,
-    PreKeyRecord,
     PublicKey,
+    RecordSealer,
     SenderKeyRecord,
     SessionRecord,
-    SignedPreKeyRecord,
+    Snapshot,
 )
 from textsecure.stores import _native_api as nat
 from textsecure.stores import _prekeys
 from textsecure.stores._prekeys import PreKeyCounts, PreKeyUpload
 from textsecure.stores._sql import Engine, Result, Statement, migrate
+from textsecure.stores.protocol import (
+    MAX_ATTEMPTS as MAX_ATTEMPTS,
+)
+from textsecure.stores.protocol import (
+    Conflict,
+    PreKeyRow,
+    PreKeyTable,
+    _PreKeyMethods,
+    distribution_key,
+    retry,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -49,8 +60,6 @@ __all__ = ["DurableStore", "InboxItem", "Transaction"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: how many times a unit of work that lost a race is run again before giving up
-MAX_ATTEMPTS = 8
 #: default age of the inbox tombstones ``inbox_purge`` deletes (servers keep envelopes
 #: for a few weeks; a tombstone must outlive any redelivery)
 INBOX_RETENTION_MS = 30 * 24 * 3600 * 1000
@@ -59,8 +68,8 @@ _INBOX_DOMAIN = b"textsecure.inbox.v1"
 _MAX_REGISTRATION_ID = 16380
 
 
-class _Conflict(Exception):
-    """A unit of work lost a race (version changed, row inserted or consumed meanwhile)."""
+#: a unit of work lost a race (version changed, row inserted or consumed meanwhile)
+_Conflict = Conflict
 
 
 def _now_ms() -> int:
@@ -87,15 +96,6 @@ def _sender_key_lock(address_key: str, dist: str) -> str:
 def _parse_address(text: str) -> Address:
     name, _, device = text.rpartition(".")
     return Address(name, int(device))
-
-
-def distribution_key(distribution_id: uuid.UUID | str) -> str:
-    """The stored form of a distribution: ``str(uuid)``, or ``"legacy:" + group_id``."""
-    if isinstance(distribution_id, uuid.UUID):
-        return str(distribution_id)
-    if isinstance(distribution_id, str):
-        return "legacy:" + distribution_id
-    raise TypeError("distribution id must be a uuid.UUID or a group id str")
 
 
 def inbox_hash(address: Address, message: Any) -> bytes:
@@ -160,7 +160,7 @@ class _Local(threading.local):
     depth: int = 0
 
 
-class DurableStore:
+class DurableStore(_PreKeyMethods):
     """Every protocol store of one account, kept in a SQL database (see ``SQLiteStore``,
     ``PostgresStore``): the same methods as ``MemoryStore``, plus transactions, the
     exactly-once inbox, encryption at rest and key rotation."""
@@ -204,14 +204,14 @@ class DurableStore:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _make_sealer(self, key: Buffer) -> nat.SealerLike:
+    def _make_sealer(self, key: Buffer) -> RecordSealer:
         data = bytes(key)
         if len(data) != 32:
             raise errors.InvalidArgument("key must be 32 bytes")
-        return nat.new_sealer(data, self._account)
+        return RecordSealer(data, self._account)
 
     def _new_snapshot(self) -> Any:
-        return nat.new_snapshot(self._identity, self._registration_id, self._sealer)
+        return Snapshot(self._identity, self._registration_id, sealer=self._sealer)
 
     def _errors(self) -> AbstractContextManager[None]:
         return translate_errors(self._engine)
@@ -278,12 +278,6 @@ class DurableStore:
         with self._engine.connection() as conn:
             yield conn
 
-    def _seal(self, table: str, row_key: str, data: bytes) -> bytes:
-        return data if self._sealer is None else self._sealer.seal(table, row_key, data)
-
-    def _open(self, table: str, row_key: str, blob: bytes) -> bytes:
-        return bytes(blob) if self._sealer is None else self._sealer.open(table, row_key, blob)
-
     def _q(self, conn: Any, sql: str, *params: object) -> Result:
         return self._engine.execute(conn, sql, params)
 
@@ -341,16 +335,6 @@ class DurableStore:
         return self._account
 
     @property
-    def identity_key_pair(self) -> IdentityKeyPair:
-        """The account's identity key pair (a secret: see the Secrets page)."""
-        return self._identity
-
-    @property
-    def registration_id(self) -> int:
-        """The account's registration id."""
-        return self._registration_id
-
-    @property
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
         return self._closed
@@ -403,15 +387,7 @@ class DurableStore:
         """Runs a native ``Operation``: lock, load, plan (native), apply; again on a lost
         race. Returns what the operation returns."""
         with self._errors():
-            for _ in range(MAX_ATTEMPTS):
-                try:
-                    with self._unit() as conn:
-                        return self._run(conn, op)
-                except _Conflict:
-                    continue
-            raise errors.StoreError(
-                f"a store operation lost the race to concurrent writers {MAX_ATTEMPTS} times"
-            )
+            return self._run_with_retries(op)
 
     def _run(self, conn: Any, op: nat.OperationLike) -> Any:
         needs = op.needs()
@@ -580,7 +556,7 @@ class DurableStore:
     @_guarded
     def identity(self, address: Address) -> IdentityKey | None:
         """The trusted identity of ``address``, or None."""
-        key = _address_key(nat.canonical(address))
+        key = _address_key(address.canonical())
         with self._read() as conn:
             row = self._q(
                 conn,
@@ -596,7 +572,7 @@ class DurableStore:
     def trust(self, address: Address, identity_key: PublicKey | Buffer) -> None:
         """Accepts ``identity_key`` for ``address`` (replacing a changed one)."""
         raw = bytes(IdentityKey.from_bytes(bytes(identity_key)))  # validates
-        key = _address_key(nat.canonical(address))
+        key = _address_key(address.canonical())
         with self._unit() as conn:
             self._engine.lock(conn, self._account, [_session_lock(key)])
             self._q(
@@ -613,7 +589,7 @@ class DurableStore:
     @_guarded
     def session(self, address: Address) -> SessionRecord | None:
         """The session record with ``address``, or None."""
-        key = _address_key(nat.canonical(address))
+        key = _address_key(address.canonical())
         with self._read() as conn:
             row = self._q(
                 conn,
@@ -629,7 +605,7 @@ class DurableStore:
     def save_session(self, address: Address, record: SessionRecord) -> None:
         """Stores ``record`` as the session with ``address`` (its version moves on, so a
         cipher operation that loaded the old one retries)."""
-        key = _address_key(nat.canonical(address))
+        key = _address_key(address.canonical())
         blob = self._seal("sessions", key, bytes(record))
         with self._unit() as conn:
             self._engine.lock(conn, self._account, [_session_lock(key)])
@@ -648,7 +624,7 @@ class DurableStore:
         """Removes the session with ``address``. The row stays as a tombstone (record NULL)
         whose version keeps counting, so a version number is never given to two different
         records and a compare-and-swap planned against the removed one cannot succeed."""
-        key = _address_key(nat.canonical(address))
+        key = _address_key(address.canonical())
         with self._unit() as conn:
             self._engine.lock(conn, self._account, [_session_lock(key)])
             self._q(
@@ -672,154 +648,45 @@ class DurableStore:
 
     # -- prekeys ----------------------------------------------------------------------
 
-    def _save_row(self, table: str, id: int, blob: bytes, extra: dict[str, object]) -> None:
-        cols = ["account", "id", "record", "created_at", *extra]
-        values = [self._account, id, blob, _now_ms(), *extra.values()]
-        placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in ["record", *extra])
-        with self._unit() as conn:
-            self._engine.execute(
-                conn,
-                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders}) "
-                f"ON CONFLICT (account, id) DO UPDATE SET {updates}",
-                values,
+    @_guarded
+    def _store_prekey_rows(self, rows: Sequence[PreKeyRow]) -> None:
+        now = _now_ms()
+        statements: list[Statement] = []
+        for table, id, row, last_resort in rows:
+            extra = {"last_resort": last_resort} if table == "kyber_prekeys" else {}
+            cols = ["account", "id", "record", "created_at", *extra]
+            placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
+            updates = ", ".join(f"{c} = excluded.{c}" for c in ["record", *extra])
+            statements.append(
+                (
+                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders}) "
+                    f"ON CONFLICT (account, id) DO UPDATE SET {updates}",
+                    (self._account, id, row, now, *extra.values()),
+                )
             )
+        with self._unit() as conn:
+            self._engine.run_many(conn, statements)
 
-    def _load_row(self, table: str, id: int) -> bytes | None:
+    @_guarded
+    def _read_prekey_row(self, table: PreKeyTable, id: int) -> bytes | None:
         with self._read() as conn:
             sql = f"SELECT record FROM {table} WHERE account = $1 AND id = $2"
             row = self._q(conn, sql, self._account, id).one()
-        return None if row is None else self._open(table, str(id), row[0])
-
-    def _remove_row(self, table: str, id: int) -> None:
-        with self._unit() as conn:
-            self._q(conn, f"DELETE FROM {table} WHERE account = $1 AND id = $2", self._account, id)
+        return None if row is None else bytes(row[0])
 
     @_guarded
-    def save_prekey(self, record: PreKeyRecord) -> None:
-        """Stores a one-time prekey (its private half: a secret)."""
-        blob = self._seal("prekeys", str(record.id), bytes(record))
-        self._save_row("prekeys", record.id, blob, {})
-
-    @_guarded
-    def load_prekey(self, id: int) -> PreKeyRecord | None:
-        """The one-time prekey ``id``, or None."""
-        data = self._load_row("prekeys", id)
-        return None if data is None else nat.parse_row(PreKeyRecord, data)
-
-    @_guarded
-    def remove_prekey(self, id: int) -> None:
-        """Removes the one-time prekey ``id`` (nothing when there is none)."""
-        self._remove_row("prekeys", id)
-
-    @_guarded
-    def save_signed_prekey(self, record: SignedPreKeyRecord) -> None:
-        """Stores a signed prekey (its private half: a secret)."""
-        blob = self._seal("signed_prekeys", str(record.id), bytes(record))
-        self._save_row("signed_prekeys", record.id, blob, {})
-
-    @_guarded
-    def load_signed_prekey(self, id: int) -> SignedPreKeyRecord | None:
-        """The signed prekey ``id``, or None."""
-        data = self._load_row("signed_prekeys", id)
-        return None if data is None else nat.parse_row(SignedPreKeyRecord, data)
-
-    @_guarded
-    def remove_signed_prekey(self, id: int) -> None:
-        """Removes a signed prekey and the replay records of sessions set up with it."""
-        with self._unit() as conn:
-            self._engine.run_many(
-                conn,
-                [
-                    (
-                        "DELETE FROM signed_prekeys WHERE account = $1 AND id = $2",
-                        (self._account, id),
-                    ),
-                    (
-                        "DELETE FROM base_keys WHERE account = $1 AND signed_prekey_id = $2",
-                        (self._account, id),
-                    ),
-                ],
+    def _delete_prekey_row(self, table: PreKeyTable, id: int) -> None:
+        """Deletes the prekey, and with a signed prekey the replay records of the sessions set
+        up with it, with a Kyber prekey the record of its last-resort uses."""
+        deletes = [f"DELETE FROM {table} WHERE account = $1 AND id = $2"]
+        if table == "signed_prekeys":
+            deletes.append("DELETE FROM base_keys WHERE account = $1 AND signed_prekey_id = $2")
+        elif table == "kyber_prekeys":
+            deletes.append(
+                "DELETE FROM kyber_last_resort_uses WHERE account = $1 AND kyber_id = $2"
             )
-
-    @_guarded
-    def save_kyber_prekey(self, record: KyberPreKeyRecord, *, last_resort: bool = False) -> None:
-        """Stores a Kyber prekey; a ``last_resort`` one is kept after use and may serve many
-        sessions, a one-time one is removed after its first use."""
-        blob = self._seal("kyber_prekeys", str(record.id), bytes(record))
-        self._save_row("kyber_prekeys", record.id, blob, {"last_resort": bool(last_resort)})
-
-    @_guarded
-    def load_kyber_prekey(self, id: int) -> KyberPreKeyRecord | None:
-        """The Kyber prekey ``id``, or None."""
-        data = self._load_row("kyber_prekeys", id)
-        return None if data is None else nat.parse_row(KyberPreKeyRecord, data)
-
-    @_guarded
-    def remove_kyber_prekey(self, id: int) -> None:
-        """Removes the Kyber prekey ``id`` and the record of its last-resort uses."""
         with self._unit() as conn:
-            self._engine.run_many(
-                conn,
-                [
-                    (
-                        "DELETE FROM kyber_prekeys WHERE account = $1 AND id = $2",
-                        (self._account, id),
-                    ),
-                    (
-                        "DELETE FROM kyber_last_resort_uses WHERE account = $1 AND kyber_id = $2",
-                        (self._account, id),
-                    ),
-                ],
-            )
-
-    @_guarded
-    def new_bundle(
-        self,
-        device_id: int,
-        *,
-        prekey_id: int | None = None,
-        signed_prekey_id: int,
-        kyber_prekey_id: int | None = None,
-        one_time: bool = True,
-        kyber: bool = True,
-        kyber_last_resort: bool = False,
-    ) -> PreKeyBundle:
-        """Generates prekeys, stores their private halves (one transaction) and returns the
-        public bundle. ``kyber=False`` gives an X3DH (v3) bundle; the Kyber prekey id defaults
-        to the signed prekey id."""
-        if one_time and prekey_id is None:
-            raise errors.InvalidArgument("one_time=True needs a prekey_id")
-        identity = self._identity
-        spk = SignedPreKeyRecord.generate(signed_prekey_id, identity)
-        otk = PreKeyRecord.generate(prekey_id) if one_time and prekey_id is not None else None
-        kpk = (
-            KyberPreKeyRecord.generate(
-                kyber_prekey_id if kyber_prekey_id is not None else signed_prekey_id, identity
-            )
-            if kyber
-            else None
-        )
-        bundle = PreKeyBundle(
-            registration_id=self._registration_id,
-            device_id=device_id,
-            identity_key=identity.public_key,
-            signed_prekey_id=spk.id,
-            signed_prekey_public=spk.public_key,
-            signed_prekey_signature=spk.signature,
-            prekey_id=None if otk is None else otk.id,
-            prekey_public=None if otk is None else otk.public_key,
-            kyber_prekey_id=None if kpk is None else kpk.id,
-            kyber_prekey_public=None if kpk is None else kpk.public_key,
-            kyber_prekey_signature=None if kpk is None else kpk.signature,
-        )
-        with self.transaction():
-            self.save_signed_prekey(spk)
-            if otk is not None:
-                self.save_prekey(otk)
-            if kpk is not None:
-                self.save_kyber_prekey(kpk, last_resort=kyber_last_resort)
-        return bundle
+            self._engine.run_many(conn, [(sql, (self._account, id)) for sql in deletes])
 
     # -- prekey lifecycle -------------------------------------------------------------
 
@@ -929,7 +796,7 @@ class DurableStore:
     ) -> SenderKeyRecord | None:
         """The sender-key record of (``sender``, ``distribution_id``), or None. A
         ``uuid.UUID`` names a current-format distribution, a ``str`` a legacy group id."""
-        addr = _address_key(nat.canonical(sender))
+        addr = _address_key(sender.canonical())
         dist = distribution_key(distribution_id)
         with self._read() as conn:
             row = self._q(
@@ -950,7 +817,7 @@ class DurableStore:
     ) -> None:
         """Stores the sender-key record of (``sender``, ``distribution_id``): a ``uuid.UUID`` for
         the current format, a ``str`` group id for the legacy one."""
-        addr = _address_key(nat.canonical(sender))
+        addr = _address_key(sender.canonical())
         dist = distribution_key(distribution_id)
         blob = self._seal("sender_keys", f"{addr}/{dist}", bytes(record))
         with self._unit() as conn:
@@ -969,7 +836,7 @@ class DurableStore:
     @_guarded
     def remove_sender_key(self, sender: Address, distribution_id: uuid.UUID | str) -> None:
         """Removes a sender-key record, leaving a tombstone (as ``remove_session``)."""
-        addr = _address_key(nat.canonical(sender))
+        addr = _address_key(sender.canonical())
         dist = distribution_key(distribution_id)
         with self._unit() as conn:
             self._engine.lock(conn, self._account, [_sender_key_lock(addr, dist)])
@@ -996,62 +863,56 @@ class DurableStore:
         """Decrypts ``message`` from ``address`` exactly once: the ratchet changes and the
         plaintext are committed together; a redelivered envelope returns the stored plaintext
         without any crypto until ``inbox_ack``, after which it raises ``DuplicateMessage``."""
-        addr = nat.canonical(address)
+        addr = address.canonical()
         digest = inbox_hash(addr, message)
         row_key = digest.hex()
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                with self._unit() as conn:
-                    self._engine.lock(conn, self._account, ["inbox/" + row_key])
-                    row = self._q(
-                        conn,
-                        "SELECT plaintext, received_at FROM inbox WHERE account = $1 AND hash = $2",
-                        self._account,
-                        digest,
-                    ).one()
-                    if row is not None:
-                        if row[0] is None:
-                            raise errors.DuplicateMessage(
-                                "this envelope was already processed and acknowledged"
-                            )
-                        return InboxItem(
-                            digest, self._open("inbox", row_key, row[0]), addr, int(row[1])
-                        )
-                    op = nat.native("Operation").decrypt(
-                        addr, message, pq_ratchet=pq_ratchet, local_address=local_address
-                    )
-                    plaintext = bytes(self._run_with_retries(conn, op))
-                    now = _now_ms()
-                    inserted = self._q(
-                        conn,
-                        "INSERT INTO inbox (account, hash, address, plaintext, received_at) "
-                        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                        self._account,
-                        digest,
-                        _address_key(addr),
-                        self._seal("inbox", row_key, plaintext),
-                        now,
-                    )
-                    if inserted.rowcount != 1:
-                        raise _Conflict
-                    return InboxItem(digest, plaintext, addr, now)
-            except _Conflict:
-                continue
-        raise errors.StoreError(
-            f"inbox_decrypt lost the race to concurrent writers {MAX_ATTEMPTS} times"
-        )
 
-    def _run_with_retries(self, conn: Any, op: nat.OperationLike) -> Any:
-        """``_run`` inside savepoints of the current unit, again on a lost race."""
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                with self._unit() as inner:
-                    return self._run(inner, op)
-            except _Conflict:
-                continue
-        raise errors.StoreError(
-            f"a store operation lost the race to concurrent writers {MAX_ATTEMPTS} times"
-        )
+        def once() -> InboxItem:
+            with self._unit() as conn:
+                self._engine.lock(conn, self._account, ["inbox/" + row_key])
+                row = self._q(
+                    conn,
+                    "SELECT plaintext, received_at FROM inbox WHERE account = $1 AND hash = $2",
+                    self._account,
+                    digest,
+                ).one()
+                if row is not None:
+                    if row[0] is None:
+                        raise errors.DuplicateMessage(
+                            "this envelope was already processed and acknowledged"
+                        )
+                    return InboxItem(
+                        digest, self._open("inbox", row_key, row[0]), addr, int(row[1])
+                    )
+                op = Operation.decrypt(
+                    addr, message, pq_ratchet=pq_ratchet, local_address=local_address
+                )
+                plaintext = bytes(self._run_with_retries(op))
+                now = _now_ms()
+                inserted = self._q(
+                    conn,
+                    "INSERT INTO inbox (account, hash, address, plaintext, received_at) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    self._account,
+                    digest,
+                    _address_key(addr),
+                    self._seal("inbox", row_key, plaintext),
+                    now,
+                )
+                if inserted.rowcount != 1:
+                    raise _Conflict
+                return InboxItem(digest, plaintext, addr, now)
+
+        return retry(MAX_ATTEMPTS, once, "inbox_decrypt")
+
+    def _run_with_retries(self, op: nat.OperationLike) -> Any:
+        """``_run`` in a unit of its own (a savepoint inside a unit), again on a lost race."""
+
+        def once() -> Any:
+            with self._unit() as conn:
+                return self._run(conn, op)
+
+        return retry(MAX_ATTEMPTS, once)
 
     @_guarded
     def inbox_pending(self) -> list[InboxItem]:

@@ -1,8 +1,7 @@
-"""The native objects the durable stores drive (``docs``: the store spec), as structural types.
-
-``Needs``, ``ChangeSet``, ``Operation``, ``Snapshot`` and ``RecordSealer`` come from
-``textsecure._native``; the store code only relies on the attributes below, so it is typed
-against these protocols (and unit-tested with small stand-ins of ``Needs`` / ``ChangeSet``).
+"""Structural types of the native objects ``DurableStore``'s unit of work takes apart
+(``Needs``, ``ChangeSet``, ``Snapshot``, ``Operation`` of ``textsecure._native``): the SQL side
+relies only on the attributes below, and is unit-tested with small stand-ins of them. Also
+``parse_row``, the one parser of stored rows.
 """
 
 from __future__ import annotations
@@ -10,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from textsecure import _native, errors
-from textsecure._native import Address, IdentityKeyPair
+from textsecure import errors
+from textsecure._native import Address
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
@@ -20,10 +19,7 @@ __all__ = [
     "ChangeSetLike",
     "NeedsLike",
     "OperationLike",
-    "SealerLike",
     "SnapshotLike",
-    "canonical",
-    "native",
     "parse_row",
 ]
 
@@ -79,43 +75,6 @@ class SnapshotLike(Protocol):
 class OperationLike(Protocol):
     def needs(self) -> NeedsLike: ...
     def plan(self, snapshot: Any, /) -> tuple[ChangeSetLike, Any]: ...
-
-
-class SealerLike(Protocol):
-    def seal(self, table: str, row_key: str, data: bytes, /) -> bytes: ...
-    def open(self, table: str, row_key: str, blob: bytes, /) -> bytes: ...
-
-
-def native(name: str) -> Any:
-    """A class of ``textsecure._native`` that may not be in this build yet."""
-    obj = vars(_native).get(name)
-    if obj is None:
-        raise errors.StoreError(
-            f"textsecure._native has no {name}: this build of the extension predates the "
-            "durable stores"
-        )
-    return obj
-
-
-def canonical(address: Address) -> Address:
-    """The canonical form of an address (``Address.canonical()``; identity on older builds)."""
-    method = getattr(address, "canonical", None)
-    if method is None:
-        return address
-    result: Address = method()
-    return result
-
-
-def new_snapshot(identity: IdentityKeyPair, registration_id: int, sealer: Any) -> Any:
-    snapshot_class = native("Snapshot")
-    if sealer is None:
-        return snapshot_class(identity, registration_id)
-    return snapshot_class(identity, registration_id, sealer=sealer)
-
-
-def new_sealer(key: bytes, account: str) -> SealerLike:
-    sealer: SealerLike = native("RecordSealer")(key, account)
-    return sealer
 
 
 class _FromBytes(Protocol[_T_co]):

@@ -46,6 +46,7 @@ writes of single rows). ``textsecure.testing.conformance`` checks a store agains
 from __future__ import annotations
 
 import abc
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -68,6 +69,7 @@ from textsecure._native import (
     SessionRecord,
     SignedPreKeyRecord,
     Snapshot,
+    generate_bundle,
 )
 from textsecure.stores import _native_api as nat
 
@@ -226,7 +228,151 @@ def _row(value: object, what: str) -> bytes | None:
     return bytes(value)
 
 
-class UnitOfWorkStore(abc.ABC):
+def retry(attempts: int, once: Callable[[], R], what: str = "a store operation") -> R:
+    """``once()``, run again while it raises :class:`Conflict` (``attempts`` runs at most,
+    then ``errors.StoreError``): the loop of every unit of work."""
+    for _ in range(attempts):
+        try:
+            return once()
+        except Conflict:
+            continue
+    raise errors.StoreError(f"{what} lost the race to concurrent writers {attempts} times")
+
+
+_PreKey = TypeVar("_PreKey", PreKeyRecord, SignedPreKeyRecord, KyberPreKeyRecord)
+#: a prekey row to store: (table, id, row as stored, last_resort)
+PreKeyRow = tuple[PreKeyTable, int, bytes, bool]
+
+
+class _PreKeyMethods:
+    """What :class:`UnitOfWorkStore` and ``DurableStore`` share: the account, sealing, and
+    ``MemoryStore``'s prekey methods and ``new_bundle``, over three primitives of a store
+    (each its own unit of work): :meth:`_store_prekey_rows`, :meth:`_read_prekey_row` and
+    :meth:`_delete_prekey_row`."""
+
+    _identity: IdentityKeyPair
+    _registration_id: int
+    _sealer: RecordSealer | None
+
+    def _store_prekey_rows(self, rows: Sequence[PreKeyRow]) -> None:
+        """Stores (inserts or replaces) ``rows``, all or none."""
+        raise NotImplementedError
+
+    def _read_prekey_row(self, table: PreKeyTable, id: int) -> bytes | None:
+        """Prekey ``id`` of ``table`` as stored, or None."""
+        raise NotImplementedError
+
+    def _delete_prekey_row(self, table: PreKeyTable, id: int) -> None:
+        """Deletes prekey ``id`` of ``table`` (nothing when there is none)."""
+        raise NotImplementedError
+
+    @property
+    def identity_key_pair(self) -> IdentityKeyPair:
+        """The account's identity key pair (a secret: see the Secrets page)."""
+        return self._identity
+
+    @property
+    def registration_id(self) -> int:
+        """The account's registration id."""
+        return self._registration_id
+
+    def _seal(self, table: str, row_key: str, data: bytes) -> bytes:
+        return data if self._sealer is None else self._sealer.seal(table, row_key, data)
+
+    def _open(self, table: str, row_key: str, row: bytes) -> bytes:
+        return bytes(row) if self._sealer is None else self._sealer.open(table, row_key, row)
+
+    def _prekey_row(self, table: PreKeyTable, record: _PreKey, last_resort: bool) -> PreKeyRow:
+        return (table, record.id, self._seal(table, str(record.id), bytes(record)), last_resort)
+
+    def _load_prekey(self, cls: type[_PreKey], table: PreKeyTable, id: int) -> _PreKey | None:
+        row = self._read_prekey_row(table, id)
+        return None if row is None else nat.parse_row(cls, self._open(table, str(id), row))
+
+    def save_prekey(self, record: PreKeyRecord, /) -> None:
+        """Stores a one-time prekey (its private half: a secret)."""
+        if not isinstance(record, PreKeyRecord):
+            raise TypeError("record must be a PreKeyRecord")
+        self._store_prekey_rows([self._prekey_row("prekeys", record, False)])
+
+    def load_prekey(self, id: int, /) -> PreKeyRecord | None:
+        """The one-time prekey ``id``, or None."""
+        return self._load_prekey(PreKeyRecord, "prekeys", id)
+
+    def remove_prekey(self, id: int, /) -> None:
+        """Removes the one-time prekey ``id`` (nothing when there is none)."""
+        self._delete_prekey_row("prekeys", id)
+
+    def save_signed_prekey(self, record: SignedPreKeyRecord, /) -> None:
+        """Stores a signed prekey (its private half: a secret)."""
+        if not isinstance(record, SignedPreKeyRecord):
+            raise TypeError("record must be a SignedPreKeyRecord")
+        self._store_prekey_rows([self._prekey_row("signed_prekeys", record, False)])
+
+    def load_signed_prekey(self, id: int, /) -> SignedPreKeyRecord | None:
+        """The signed prekey ``id``, or None."""
+        return self._load_prekey(SignedPreKeyRecord, "signed_prekeys", id)
+
+    def remove_signed_prekey(self, id: int, /) -> None:
+        """Removes the signed prekey ``id`` (a durable store also the replay records of the
+        sessions set up with it)."""
+        self._delete_prekey_row("signed_prekeys", id)
+
+    def save_kyber_prekey(self, record: KyberPreKeyRecord, /, *, last_resort: bool = False) -> None:
+        """Stores a Kyber prekey; a ``last_resort`` one is kept after use and may serve many
+        sessions, a one-time one is removed after its first use."""
+        if not isinstance(record, KyberPreKeyRecord):
+            raise TypeError("record must be a KyberPreKeyRecord")
+        self._store_prekey_rows([self._prekey_row("kyber_prekeys", record, bool(last_resort))])
+
+    def load_kyber_prekey(self, id: int, /) -> KyberPreKeyRecord | None:
+        """The Kyber prekey ``id``, or None."""
+        return self._load_prekey(KyberPreKeyRecord, "kyber_prekeys", id)
+
+    def remove_kyber_prekey(self, id: int, /) -> None:
+        """Removes the Kyber prekey ``id`` (a durable store also the record of its
+        last-resort uses)."""
+        self._delete_prekey_row("kyber_prekeys", id)
+
+    def new_bundle(
+        self,
+        device_id: int,
+        *,
+        prekey_id: int | None = None,
+        signed_prekey_id: int,
+        kyber_prekey_id: int | None = None,
+        one_time: bool = True,
+        kyber: bool = True,
+        kyber_last_resort: bool = False,
+    ) -> PreKeyBundle:
+        """Generates prekeys, stores their private halves (one unit of work) and returns the
+        public bundle, as ``MemoryStore.new_bundle``: ``kyber=False`` gives an X3DH (v3)
+        bundle; the Kyber prekey id defaults to the signed prekey id."""
+        if one_time and prekey_id is None:
+            raise errors.InvalidArgument("one_time=True needs a prekey_id")
+        bundle, spk, otk, kpk = generate_bundle(
+            self._identity,
+            self._registration_id,
+            device_id,
+            signed_prekey_id=signed_prekey_id,
+            prekey_id=prekey_id if one_time else None,
+            kyber_prekey_id=(
+                (signed_prekey_id if kyber_prekey_id is None else kyber_prekey_id)
+                if kyber
+                else None
+            ),
+            timestamp_ms=time.time_ns() // 1_000_000,
+        )
+        rows = [self._prekey_row("signed_prekeys", spk, False)]
+        if otk is not None:
+            rows.append(self._prekey_row("prekeys", otk, False))
+        if kpk is not None:
+            rows.append(self._prekey_row("kyber_prekeys", kpk, bool(kyber_last_resort)))
+        self._store_prekey_rows(rows)
+        return bundle
+
+
+class UnitOfWorkStore(_PreKeyMethods, abc.ABC):
     """A complete store (:class:`ManagedStore`) built on a few primitives of a backend.
 
     A subclass implements :meth:`unit_of_work` (a transaction) and the ``*_row`` / ``base_key``
@@ -354,16 +500,6 @@ class UnitOfWorkStore(abc.ABC):
     # -- the store protocol -----------------------------------------------------------------
 
     @property
-    def identity_key_pair(self) -> IdentityKeyPair:
-        """The account's identity key pair."""
-        return self._identity
-
-    @property
-    def registration_id(self) -> int:
-        """The account's registration id."""
-        return self._registration_id
-
-    @property
     def sealer(self) -> RecordSealer | None:
         """The ``RecordSealer`` rows are sealed with, or None (stored in the clear)."""
         return self._sealer
@@ -381,17 +517,13 @@ class UnitOfWorkStore(abc.ABC):
 
     def _unit(self, lock_keys: Sequence[str], body: Callable[[], R]) -> R:
         """``body()`` in a unit of work, again (up to ``max_attempts`` runs) on a conflict."""
+
+        def once() -> R:
+            with self.unit_of_work(lock_keys):
+                return body()
+
         with self._translated():
-            for _ in range(self.max_attempts):
-                try:
-                    with self.unit_of_work(lock_keys):
-                        result = body()
-                except Conflict:
-                    continue
-                return result
-        raise errors.StoreError(
-            f"a store operation lost the race to concurrent writers {self.max_attempts} times"
-        )
+            return retry(self.max_attempts, once)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -452,12 +584,6 @@ class UnitOfWorkStore(abc.ABC):
         for address, row in changes.identities:
             self.write_identity_row(address, bytes(row))
 
-    def _seal(self, table: str, row_key: str, data: bytes) -> bytes:
-        return data if self._sealer is None else self._sealer.seal(table, row_key, data)
-
-    def _open(self, table: str, row_key: str, row: bytes) -> bytes:
-        return row if self._sealer is None else self._sealer.open(table, row_key, row)
-
     # -- identities ---------------------------------------------------------------------------
 
     def identity(self, address: Address, /) -> IdentityKey | None:
@@ -511,123 +637,19 @@ class UnitOfWorkStore(abc.ABC):
 
     # -- prekeys --------------------------------------------------------------------------------
 
-    def _save_prekey(
-        self,
-        table: PreKeyTable,
-        record: PreKeyRecord | SignedPreKeyRecord | KyberPreKeyRecord,
-        last_resort: bool = False,
-    ) -> None:
-        row = self._seal(table, str(record.id), bytes(record))
-        self._unit([], lambda: self.save_prekey_row(table, record.id, row, last_resort))
-
-    def _load_prekey(self, table: PreKeyTable, id: int) -> bytes | None:
-        found = self._unit([], lambda: self.load_prekey_row(table, id))
-        if found is None:
-            return None
-        return self._open(table, str(id), bytes(found[0]))
-
-    def _remove_prekey(self, table: PreKeyTable, id: int) -> None:
-        self._unit([], lambda: self.delete_prekey_row(table, id))
-
-    def save_prekey(self, record: PreKeyRecord, /) -> None:
-        """Stores a one-time prekey."""
-        if not isinstance(record, PreKeyRecord):
-            raise TypeError("record must be a PreKeyRecord")
-        self._save_prekey("prekeys", record)
-
-    def load_prekey(self, id: int, /) -> PreKeyRecord | None:
-        """The one-time prekey ``id``, or None."""
-        data = self._load_prekey("prekeys", id)
-        return None if data is None else nat.parse_row(PreKeyRecord, data)
-
-    def remove_prekey(self, id: int, /) -> None:
-        """Removes the one-time prekey ``id``."""
-        self._remove_prekey("prekeys", id)
-
-    def save_signed_prekey(self, record: SignedPreKeyRecord, /) -> None:
-        """Stores a signed prekey."""
-        if not isinstance(record, SignedPreKeyRecord):
-            raise TypeError("record must be a SignedPreKeyRecord")
-        self._save_prekey("signed_prekeys", record)
-
-    def load_signed_prekey(self, id: int, /) -> SignedPreKeyRecord | None:
-        """The signed prekey ``id``, or None."""
-        data = self._load_prekey("signed_prekeys", id)
-        return None if data is None else nat.parse_row(SignedPreKeyRecord, data)
-
-    def remove_signed_prekey(self, id: int, /) -> None:
-        """Removes the signed prekey ``id``."""
-        self._remove_prekey("signed_prekeys", id)
-
-    def save_kyber_prekey(self, record: KyberPreKeyRecord, /, *, last_resort: bool = False) -> None:
-        """Stores a Kyber prekey; a ``last_resort`` one is kept after use and may serve many
-        sessions, a one-time one is removed after its first use."""
-        if not isinstance(record, KyberPreKeyRecord):
-            raise TypeError("record must be a KyberPreKeyRecord")
-        self._save_prekey("kyber_prekeys", record, bool(last_resort))
-
-    def load_kyber_prekey(self, id: int, /) -> KyberPreKeyRecord | None:
-        """The Kyber prekey ``id``, or None."""
-        data = self._load_prekey("kyber_prekeys", id)
-        return None if data is None else nat.parse_row(KyberPreKeyRecord, data)
-
-    def remove_kyber_prekey(self, id: int, /) -> None:
-        """Removes the Kyber prekey ``id``."""
-        self._remove_prekey("kyber_prekeys", id)
-
-    def new_bundle(
-        self,
-        device_id: int,
-        *,
-        prekey_id: int | None = None,
-        signed_prekey_id: int,
-        kyber_prekey_id: int | None = None,
-        one_time: bool = True,
-        kyber: bool = True,
-        kyber_last_resort: bool = False,
-    ) -> PreKeyBundle:
-        """Generates prekeys, stores their private halves (one unit of work) and returns the
-        public bundle, as ``MemoryStore.new_bundle``."""
-        if one_time and prekey_id is None:
-            raise errors.InvalidArgument("one_time=True needs a prekey_id")
-        spk = SignedPreKeyRecord.generate(signed_prekey_id, self._identity)
-        otk = PreKeyRecord.generate(prekey_id) if one_time and prekey_id is not None else None
-        kpk = (
-            KyberPreKeyRecord.generate(
-                kyber_prekey_id if kyber_prekey_id is not None else signed_prekey_id,
-                self._identity,
-            )
-            if kyber
-            else None
-        )
-        bundle = PreKeyBundle(
-            registration_id=self._registration_id,
-            device_id=device_id,
-            identity_key=self._identity.public_key,
-            signed_prekey_id=spk.id,
-            signed_prekey_public=spk.public_key,
-            signed_prekey_signature=spk.signature,
-            prekey_id=None if otk is None else otk.id,
-            prekey_public=None if otk is None else otk.public_key,
-            kyber_prekey_id=None if kpk is None else kpk.id,
-            kyber_prekey_public=None if kpk is None else kpk.public_key,
-            kyber_prekey_signature=None if kpk is None else kpk.signature,
-        )
-        rows: list[tuple[PreKeyTable, int, bytes, bool]] = [
-            ("signed_prekeys", spk.id, self._seal("signed_prekeys", str(spk.id), bytes(spk)), False)
-        ]
-        if otk is not None:
-            rows.append(("prekeys", otk.id, self._seal("prekeys", str(otk.id), bytes(otk)), False))
-        if kpk is not None:
-            row = self._seal("kyber_prekeys", str(kpk.id), bytes(kpk))
-            rows.append(("kyber_prekeys", kpk.id, row, bool(kyber_last_resort)))
-
+    def _store_prekey_rows(self, rows: Sequence[PreKeyRow]) -> None:
         def body() -> None:
             for table, id, row, last_resort in rows:
                 self.save_prekey_row(table, id, row, last_resort)
 
         self._unit([], body)
-        return bundle
+
+    def _read_prekey_row(self, table: PreKeyTable, id: int) -> bytes | None:
+        found = self._unit([], lambda: self.load_prekey_row(table, id))
+        return None if found is None else bytes(found[0])
+
+    def _delete_prekey_row(self, table: PreKeyTable, id: int) -> None:
+        self._unit([], lambda: self.delete_prekey_row(table, id))
 
     # -- sender keys ------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeAlias
@@ -49,11 +50,9 @@ from textsecure._native import (
     Address,
     GroupCipher,
     IdentityKeyPair,
-    KyberPreKeyRecord,
     LegacyGroupCipher,
     MemoryStore,
     PreKeyBundle,
-    PreKeyRecord,
     PreKeySignalMessage,
     PrivateKey,
     SealedSenderMultiRecipientMessage,
@@ -63,9 +62,9 @@ from textsecure._native import (
     ServerCertificate,
     SessionCipher,
     SignalMessage,
-    SignedPreKeyRecord,
     UnidentifiedSenderMessageContent,
     encrypt_fanout,
+    generate_bundle,
     parse_message,
 )
 from textsecure.enums import MessageType
@@ -137,29 +136,21 @@ class _Party:
         kyber_last_resort: bool = False,
     ) -> PreKeyBundle:
         """Stores fresh prekeys (``save_*``) and returns their public bundle."""
-        identity = self.store.identity_key_pair
-        spk = SignedPreKeyRecord.generate(signed_prekey_id, identity)
+        bundle, spk, otk, kpk = generate_bundle(
+            self.store.identity_key_pair,
+            self.store.registration_id,
+            device_id,
+            signed_prekey_id=signed_prekey_id,
+            prekey_id=prekey_id,
+            kyber_prekey_id=kyber_prekey_id,
+            timestamp_ms=time.time_ns() // 1_000_000,
+        )
         self.store.save_signed_prekey(spk)
-        otk = None if prekey_id is None else PreKeyRecord.generate(prekey_id)
         if otk is not None:
             self.store.save_prekey(otk)
-        kpk = None
-        if kyber_prekey_id is not None:
-            kpk = KyberPreKeyRecord.generate(kyber_prekey_id, identity)
+        if kpk is not None:
             self.store.save_kyber_prekey(kpk, last_resort=kyber_last_resort)
-        return PreKeyBundle(
-            registration_id=self.store.registration_id,
-            device_id=device_id,
-            identity_key=identity.public_key,
-            signed_prekey_id=spk.id,
-            signed_prekey_public=spk.public_key,
-            signed_prekey_signature=spk.signature,
-            prekey_id=None if otk is None else otk.id,
-            prekey_public=None if otk is None else otk.public_key,
-            kyber_prekey_id=None if kpk is None else kpk.id,
-            kyber_prekey_public=None if kpk is None else kpk.public_key,
-            kyber_prekey_signature=None if kpk is None else kpk.signature,
-        )
+        return bundle
 
 
 class _Format:
