@@ -289,47 +289,47 @@ class _PreKeyMethods:
         row = self._read_prekey_row(table, id)
         return None if row is None else nat.parse_row(cls, self._open(table, str(id), row))
 
-    def save_prekey(self, record: PreKeyRecord, /) -> None:
+    def save_prekey(self, record: PreKeyRecord) -> None:
         """Stores a one-time prekey (its private half: a secret)."""
         if not isinstance(record, PreKeyRecord):
             raise TypeError("record must be a PreKeyRecord")
         self._store_prekey_rows([self._prekey_row("prekeys", record, False)])
 
-    def load_prekey(self, id: int, /) -> PreKeyRecord | None:
+    def load_prekey(self, id: int) -> PreKeyRecord | None:
         """The one-time prekey ``id``, or None."""
         return self._load_prekey(PreKeyRecord, "prekeys", id)
 
-    def remove_prekey(self, id: int, /) -> None:
+    def remove_prekey(self, id: int) -> None:
         """Removes the one-time prekey ``id`` (nothing when there is none)."""
         self._delete_prekey_row("prekeys", id)
 
-    def save_signed_prekey(self, record: SignedPreKeyRecord, /) -> None:
+    def save_signed_prekey(self, record: SignedPreKeyRecord) -> None:
         """Stores a signed prekey (its private half: a secret)."""
         if not isinstance(record, SignedPreKeyRecord):
             raise TypeError("record must be a SignedPreKeyRecord")
         self._store_prekey_rows([self._prekey_row("signed_prekeys", record, False)])
 
-    def load_signed_prekey(self, id: int, /) -> SignedPreKeyRecord | None:
+    def load_signed_prekey(self, id: int) -> SignedPreKeyRecord | None:
         """The signed prekey ``id``, or None."""
         return self._load_prekey(SignedPreKeyRecord, "signed_prekeys", id)
 
-    def remove_signed_prekey(self, id: int, /) -> None:
+    def remove_signed_prekey(self, id: int) -> None:
         """Removes the signed prekey ``id`` (a durable store also the replay records of the
         sessions set up with it)."""
         self._delete_prekey_row("signed_prekeys", id)
 
-    def save_kyber_prekey(self, record: KyberPreKeyRecord, /, *, last_resort: bool = False) -> None:
+    def save_kyber_prekey(self, record: KyberPreKeyRecord, *, last_resort: bool = False) -> None:
         """Stores a Kyber prekey; a ``last_resort`` one is kept after use and may serve many
         sessions, a one-time one is removed after its first use."""
         if not isinstance(record, KyberPreKeyRecord):
             raise TypeError("record must be a KyberPreKeyRecord")
         self._store_prekey_rows([self._prekey_row("kyber_prekeys", record, bool(last_resort))])
 
-    def load_kyber_prekey(self, id: int, /) -> KyberPreKeyRecord | None:
+    def load_kyber_prekey(self, id: int) -> KyberPreKeyRecord | None:
         """The Kyber prekey ``id``, or None."""
         return self._load_prekey(KyberPreKeyRecord, "kyber_prekeys", id)
 
-    def remove_kyber_prekey(self, id: int, /) -> None:
+    def remove_kyber_prekey(self, id: int) -> None:
         """Removes the Kyber prekey ``id`` (a durable store also the record of its
         last-resort uses)."""
         self._delete_prekey_row("kyber_prekeys", id)
