@@ -179,7 +179,7 @@ class DurableStore(_PreKeyMethods):
         self._engine = engine
         self._local = _Local()
         self._closed = False
-        self._last_purge = 0.0
+        self._last_purge = float("-inf")  # the first acknowledgement purges
         try:
             if not isinstance(account, str) or not account:
                 raise errors.InvalidArgument("account must be a non-empty str")
@@ -867,9 +867,15 @@ class DurableStore(_PreKeyMethods):
         digest = inbox_hash(addr, message)
         row_key = digest.hex()
 
+        op = Operation.decrypt(addr, message, pq_ratchet=pq_ratchet, local_address=local_address)
+        # The session's locks first, the envelope's last: the order in which a transaction
+        # that already decrypted on this session holds them, so a redelivery racing it waits
+        # instead of deadlocking (found by tests/stress on PostgreSQL).
+        lock_keys = [*op.needs().lock_keys, "inbox/" + row_key]
+
         def once() -> InboxItem:
             with self._unit() as conn:
-                self._engine.lock(conn, self._account, ["inbox/" + row_key])
+                self._engine.lock(conn, self._account, lock_keys)
                 row = self._q(
                     conn,
                     "SELECT plaintext, received_at FROM inbox WHERE account = $1 AND hash = $2",
@@ -884,9 +890,6 @@ class DurableStore(_PreKeyMethods):
                     return InboxItem(
                         digest, self._open("inbox", row_key, row[0]), addr, int(row[1])
                     )
-                op = Operation.decrypt(
-                    addr, message, pq_ratchet=pq_ratchet, local_address=local_address
-                )
                 plaintext = bytes(self._run_with_retries(op))
                 now = _now_ms()
                 inserted = self._q(
