@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod shared_data;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -14,13 +14,9 @@ fn b(v: &serde_json::Value) -> Vec<u8> {
 
 #[test]
 fn baileys_vectors() {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors/whatsapp_media.json");
-    let Ok(s) = std::fs::read_to_string(&p) else {
-        eprintln!("skipping: {} not found", p.display());
+    let Some(doc) = shared_data::json("vectors/whatsapp_media.json") else {
         return;
     };
-    let doc: serde_json::Value = serde_json::from_str(&s).unwrap();
     let cases = doc["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 126);
     for c in cases {

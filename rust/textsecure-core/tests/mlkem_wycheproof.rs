@@ -4,23 +4,12 @@
 //! ciphertexts are rejected.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod shared_data;
 
 use textsecure_core::kem::{KeyPair, KeyType};
 
 fn vectors() -> Option<serde_json::Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/wycheproof/mlkem_1024_test.json");
-    match std::fs::read(&path) {
-        Ok(b) => Some(serde_json::from_slice(&b).unwrap()),
-        Err(_) => {
-            eprintln!(
-                "skipping: {} not found (shared reference material absent)",
-                path.display()
-            );
-            None
-        }
-    }
+    shared_data::json("wycheproof/mlkem_1024_test.json")
 }
 
 #[test]

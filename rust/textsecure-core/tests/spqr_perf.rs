@@ -4,6 +4,7 @@
 
 #[path = "spqr_common/mod.rs"]
 mod common;
+mod shared_data;
 
 use std::time::Instant;
 

@@ -10,6 +10,7 @@
 
 #[path = "spqr_common/mod.rs"]
 mod common;
+mod shared_data;
 
 use std::collections::BTreeMap;
 

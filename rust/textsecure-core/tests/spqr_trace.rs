@@ -3,6 +3,7 @@
 
 #[path = "spqr_common/mod.rs"]
 mod common;
+mod shared_data;
 
 use common::*;
 use textsecure_core::spqr::{Direction, State};

@@ -17,10 +17,11 @@
 //! * Without SPQR, `pqxdh_nospqr.json` needs the `Preferred` policy (libsignal 0.83-0.91
 //!   behaviour); with SPQR required its first message is refused and nothing is stored.
 //!
-//! Without `<repo>/../shared` every test prints why and returns.
+//! Without `<repo>/../shared` (or `$TEXTSECURE_SHARED_DIR`) every test prints why and returns;
+//! under `TEXTSECURE_STRICT=1` it fails instead (`shared_data`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod shared_data;
 
 use base64::Engine as _;
 use prost::Message as _;
@@ -53,15 +54,7 @@ const SPQR: [&str; 3] = [
 ];
 
 fn load(name: &str) -> Option<Value> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors");
-    if !dir.exists() {
-        println!(
-            "skipping: {} is absent (the shared reference material is not checked out at \
-             <repo root>/../shared)",
-            dir.display()
-        );
-        return None;
-    }
+    let dir = shared_data::require_dir("vectors")?;
     let path = dir.join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Some(serde_json::from_str(&text).unwrap())

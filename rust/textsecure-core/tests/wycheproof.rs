@@ -1,7 +1,7 @@
 //! Wycheproof vectors (../shared/wycheproof, Apache-2.0) run against `crypto` and `curve`.
 //!
 //! The vectors live outside the repository; without them every test prints why it skipped and
-//! passes. Each family asserts that it ran more than zero vectors, so a renamed file or a
+//! passes (under `TEXTSECURE_STRICT=1` it fails: `shared_data`). Each family asserts that it ran more than zero vectors, so a renamed file or a
 //! changed schema cannot turn the suite into a silent no-op.
 //!
 //! How Wycheproof's `result` is read here:
@@ -24,7 +24,7 @@
 //!   `ct` and decryption gives `msg`; `invalid` (bad or missing padding) → decryption fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod shared_data;
 
 use serde_json::Value;
 use textsecure_core::crypto::{
@@ -33,22 +33,10 @@ use textsecure_core::crypto::{
 use textsecure_core::curve::{PrivateKey, PublicKey};
 use textsecure_core::Error;
 
-fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-}
-
-/// Loads `shared/wycheproof/<name>`, or prints why not and returns `None`.
+/// Loads `shared/wycheproof/<name>`, or prints why not and returns `None` (panics instead
+/// under `TEXTSECURE_STRICT=1`).
 fn load(name: &str) -> Option<Value> {
-    let path = shared_dir().join("wycheproof").join(name);
-    if !path.is_file() {
-        eprintln!(
-            "SKIP: {} not found (the shared Wycheproof vectors are not checked out next to the repo)",
-            path.display()
-        );
-        return None;
-    }
-    let text = std::fs::read_to_string(&path).unwrap();
-    Some(serde_json::from_str(&text).unwrap())
+    shared_data::json(&format!("wycheproof/{name}"))
 }
 
 fn hexf(t: &Value, key: &str) -> Vec<u8> {

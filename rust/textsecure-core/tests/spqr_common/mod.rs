@@ -15,16 +15,9 @@ pub fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
+/// The libsignal 0.103 trace, or `None` (skip; a failure under `TEXTSECURE_STRICT=1`).
 pub fn trace() -> Option<serde_json::Value> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors/spqr_libsignal_trace.json");
-    match std::fs::read(&p) {
-        Ok(b) => Some(serde_json::from_slice(&b).unwrap()),
-        Err(e) => {
-            eprintln!("SKIP: {} not available ({e})", p.display());
-            None
-        }
-    }
+    super::shared_data::json("vectors/spqr_libsignal_trace.json")
 }
 
 pub fn params(auth_key: [u8; 32], direction: Direction) -> Params {
