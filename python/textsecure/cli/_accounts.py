@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -181,6 +182,14 @@ def _age(ms: int | None) -> str:
     return f"{seconds}s"
 
 
+def _hint(args: argparse.Namespace, command: str) -> str:
+    """The command line of another prekeys command on the same account."""
+    line = f"textsecure prekeys {command} --db {shlex.quote(args.db)}"
+    if args.account != "default":
+        line += f" --account {shlex.quote(args.account)}"
+    return line
+
+
 def _upload_summary(upload: PreKeyUpload) -> str:
     parts = []
     if upload.prekeys:
@@ -295,11 +304,11 @@ def _prekeys_status(args: argparse.Namespace) -> int:
     for name, confirmed, unconfirmed, age in rows:
         print(f"  {name:<26}{confirmed:>10}{unconfirmed:>13}{age:>10}")
     if info["refill_due"]:
-        print(f"  fewer than {REFILL_THRESHOLD} one-time prekeys: textsecure prekeys generate")
+        print(f"  fewer than {REFILL_THRESHOLD} one-time prekeys: {_hint(args, 'generate')}")
     if info["rotation_due"]:
-        print("  signed / last-resort prekey missing or 2 days old: textsecure prekeys rotate")
+        print(f"  signed / last-resort prekey missing or 2 days old: {_hint(args, 'rotate')}")
     if pending:
-        print(f"  {len(pending)} upload(s) await confirmation: textsecure prekeys confirm")
+        print(f"  {len(pending)} upload(s) await confirmation: {_hint(args, 'confirm')}")
     return 0
 
 
@@ -309,7 +318,7 @@ def _report_upload(args: argparse.Namespace, upload: PreKeyUpload) -> None:
         print_json(upload_to_json(upload))
     else:
         print(f"generated {_upload_summary(upload)} (unconfirmed)")
-        print(f"upload their public parts, then: textsecure prekeys confirm --db {args.db}")
+        print(f"upload their public parts, then: {_hint(args, 'confirm')}")
 
 
 def _prekeys_generate(args: argparse.Namespace) -> int:
