@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml tests/interop/requirements.txt
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.9,<2" "pytest>=8" "pytest-benchmark>=4" "hypothesis>=6" \
 		"cryptography>=42" "mypy>=1.10" "ruff>=0.5" "psycopg[binary]>=3.2" "psycopg-pool>=3.2" \
-		"typing_extensions>=4.15" "sphinx>=7.2" "myst-parser>=3"
+		"typing_extensions>=4.15" "sphinx>=7.2" "myst-parser>=3" "segno>=1.6"
 	$(PIP) install -q -r tests/interop/requirements.txt
 	touch $@
 
