@@ -94,6 +94,7 @@ lint: $(BUILT)
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest textsecure._native --allowlist .stubtest-allowlist
 	$(MAKE) --no-print-directory actionlint
+	$(MAKE) --no-print-directory msrv
 
 fmt: $(STAMP)
 	cargo fmt --all
@@ -195,3 +196,48 @@ $(PACK_VENV)/.shellcheck: | $(PACK_VENV)/bin/python
 actionlint: $(ACTIONLINT) $(PACK_VENV)/.shellcheck
 	@if [ -x $(ACTIONLINT) ]; then \
 		PATH="$(PACK_BIN):$$PATH" $(ACTIONLINT) && echo "actionlint: workflows OK"; fi
+
+# --- minimum supported Rust version and dependency policy (issue 13) ------------------------
+# `make msrv` (run by `make lint`): the workspace's rust-version (MSRV) holds.
+# * With the MSRV toolchain installed (`rustup toolchain install $(MSRV)`): `cargo +$(MSRV)
+#   check` of the workspace, all targets: the code compiles with that rustc. That is the proof.
+# * Always (the MSRV toolchain cannot be installed on every machine, e.g. CI's): what can be
+#   proved without it. tools/check_msrv.py: every locked dependency of the workspace and of
+#   fuzz/ declares a rust-version <= the MSRV (or none), ours declare the MSRV, the resolver
+#   prefers MSRV-compatible versions (.cargo/config.toml) and clippy's incompatible_msrv is
+#   denied (Cargo.toml); then clippy (the arguments of the lint recipe's clippy line, so after
+#   it this is a no-op): no std API stabilised after the MSRV in non-test code. Language
+#   features, inference changes and test code are not covered by that half.
+MSRV := $(shell sed -n 's/^rust-version *= *"\([^"]*\)"/\1/p' Cargo.toml | head -n 1)
+
+# `make deny`: cargo-deny (installed when missing, pinned) on the workspace's and fuzz/'s
+# graphs: licences (permissive only: nothing GPL, LGPL or AGPL), bans (no wildcard version
+# requirement; duplicate versions warn) and sources (crates.io only); deny.toml. Not
+# advisories: that check clones the RustSec database from GitHub, which CI cannot reach.
+# Installing cargo-deny compiles it from crates.io: 250 CPU-seconds, measured 6.7 min wall on
+# 2 cores shared with other builds (about 2.5-3.5 min when idle); the checks take seconds.
+CARGO_DENY_VERSION := 0.20.2
+DENY_CHECKS := --hide-inclusion-graph licenses bans sources
+
+.PHONY: msrv deny
+
+msrv:
+	$(PYTHON) tools/check_msrv.py
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	@toolchain=$$(rustup toolchain list 2>/dev/null | grep -o '^$(subst .,\.,$(MSRV))[.-][^ ]*' | head -n 1); \
+	if [ -n "$$toolchain" ]; then \
+		echo "msrv: cargo +$$toolchain check"; \
+		cargo +$$toolchain check --workspace --all-targets --locked --quiet || exit 1; \
+		echo "msrv: the workspace compiles with Rust $(MSRV) ($$toolchain)"; \
+	else \
+		echo "msrv: no $(MSRV) toolchain here, so the static checks above only (with it: cargo +$(MSRV) check)"; \
+	fi
+
+deny:
+	@if ! cargo deny --version 2>/dev/null | grep -q ' $(CARGO_DENY_VERSION)$$'; then \
+		echo "deny: installing cargo-deny $(CARGO_DENY_VERSION) from crates.io (a few minutes)"; \
+		cargo install cargo-deny --version $(CARGO_DENY_VERSION) --locked --quiet || exit 1; \
+	fi
+	cargo deny --locked --manifest-path Cargo.toml --config deny.toml check \
+		-A license-exception-not-encountered $(DENY_CHECKS)
+	cargo deny --locked --manifest-path fuzz/Cargo.toml --config deny.toml check $(DENY_CHECKS)
