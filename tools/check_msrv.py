@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = [ROOT / "Cargo.toml", ROOT / "fuzz" / "Cargo.toml"]
@@ -36,12 +37,12 @@ def version(text: str) -> tuple[int, ...]:
     return tuple(parts + [0] * (3 - len(parts)))
 
 
-def load_toml(path: Path) -> dict:
+def load_toml(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
         return tomllib.load(f)
 
 
-def metadata(manifest: Path) -> dict:
+def metadata(manifest: Path) -> dict[str, Any]:
     out = subprocess.run(
         [
             "cargo",
@@ -57,12 +58,17 @@ def metadata(manifest: Path) -> dict:
         stdout=subprocess.PIPE,
         text=True,
     ).stdout
-    return json.loads(out)
+    meta: dict[str, Any] = json.loads(out)
+    return meta
 
 
 def check_config(msrv: str, errors: list[str]) -> None:
     config = ROOT / ".cargo" / "config.toml"
-    policy = load_toml(config).get("resolver", {}).get("incompatible-rust-versions") if config.exists() else None
+    policy = (
+        load_toml(config).get("resolver", {}).get("incompatible-rust-versions")
+        if config.exists()
+        else None
+    )
     if policy != "fallback":
         errors.append(
             f"{config.relative_to(ROOT)}: [resolver] incompatible-rust-versions must be "
