@@ -7,8 +7,8 @@ file to pytest explicitly, next to the unit tests; its name does not match ``tes
 
 ``TEXTSECURE_EXPECT_NO_RUST=1``: also check that no Rust toolchain is on ``PATH`` (a wheel
 must install and work without one). ``TEXTSECURE_EXPECT_VERSION``: the version the
-distribution must have. ``TEXTSECURE_SOURCE_TREE``: the checkout, which the package must
-not be imported from.
+distribution must have. ``TEXTSECURE_SOURCE_TREE``: the checkout, whose python/ the package
+must not be imported from.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_imported_from_site_packages() -> None:
     assert Path(sys.prefix) != Path(sys.base_prefix), "not running in a virtualenv"
     source = os.environ.get("TEXTSECURE_SOURCE_TREE")
     if source:
-        assert not package.is_relative_to(Path(source).resolve())
+        assert not package.is_relative_to(Path(source).resolve() / "python")
 
 
 def test_native_extension_is_the_installed_abi3_one() -> None:
