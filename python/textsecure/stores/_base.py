@@ -39,7 +39,7 @@ from textsecure._native import (
 from textsecure.stores import _native_api as nat
 from textsecure.stores import _prekeys
 from textsecure.stores._prekeys import PreKeyCounts, PreKeyUpload
-from textsecure.stores._sql import Engine, Result, Statement, migrate
+from textsecure.stores._sql import Engine, NativeStatement, Result, Statement, migrate
 from textsecure.stores.protocol import (
     MAX_ATTEMPTS as MAX_ATTEMPTS,
 )
@@ -156,8 +156,208 @@ class Transaction:
 
 
 class _Local(threading.local):
-    conn: Any = None
-    depth: int = 0
+    conn: Any
+    depth: int
+    #: the savepoints of the cipher operations running on this thread (outermost first):
+    #: one not taken yet is taken before anything else writes
+    owed: list[_Owed]
+
+    def __init__(self) -> None:
+        self.conn = None
+        self.depth = 0
+        self.owed = []
+
+
+class _Owed:
+    """A cipher operation running on this thread: its savepoint (None: the operation is a
+    transaction of its own), whether it is taken yet, and whether anything else wrote on
+    the connection while the operation ran (its plan, re-entering the store)."""
+
+    __slots__ = ("dirty", "name", "taken")
+
+    def __init__(self, name: str | None, taken: bool) -> None:
+        self.name = name
+        self.taken = taken
+        self.dirty = False
+
+
+def _store_error(engine: Engine, e: BaseException) -> errors.StoreError:
+    return errors.StoreError(f"{engine.name}: {type(e).__name__}: {e}")
+
+
+def _check(counts: Sequence[int], checked: int) -> None:
+    """Raises ``_Conflict`` unless each of the first ``checked`` writes changed one row."""
+    for i in range(checked):
+        if counts[i] != 1:
+            raise _Conflict
+
+
+class _Sql:
+    """The unit of work's statements in one engine's parameter style (built once per
+    store). Parameters appear in order, each once."""
+
+    __slots__ = (
+        "base_key",
+        "delete_kyber_prekey",
+        "delete_prekey",
+        "identity",
+        "insert_base_key",
+        "insert_last_resort_use",
+        "insert_sender_key",
+        "insert_session",
+        "kyber_prekey",
+        "prekey",
+        "sender_key",
+        "session",
+        "session_identity",
+        "signed_prekey",
+        "update_sender_key",
+        "update_session",
+        "upsert_identity",
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        n = engine.native
+        self.session = n("SELECT record, version FROM sessions WHERE account = $1 AND address = $2")
+        self.identity = n("SELECT key FROM identities WHERE account = $1 AND address = $2")
+        # one row always: (record, version, key); version NULL when there is no session row
+        self.session_identity = n(
+            "SELECT s.record, s.version, i.key FROM (SELECT 1) AS one "
+            "LEFT JOIN sessions AS s ON s.account = $1 AND s.address = $2 "
+            "LEFT JOIN identities AS i ON i.account = $3 AND i.address = $4"
+        )
+        self.prekey = n("SELECT record FROM prekeys WHERE account = $1 AND id = $2")
+        self.signed_prekey = n("SELECT record FROM signed_prekeys WHERE account = $1 AND id = $2")
+        self.kyber_prekey = n(
+            "SELECT record, last_resort FROM kyber_prekeys WHERE account = $1 AND id = $2"
+        )
+        self.base_key = n(
+            "SELECT 1 FROM base_keys WHERE account = $1 AND signed_prekey_id = $2 AND base_key = $3"
+        )
+        self.sender_key = n(
+            "SELECT record, version FROM sender_keys "
+            "WHERE account = $1 AND sender = $2 AND distribution = $3"
+        )
+        self.insert_session = n(
+            "INSERT INTO sessions (account, address, version, record) "
+            "VALUES ($1, $2, 1, $3) ON CONFLICT DO NOTHING"
+        )
+        self.update_session = n(
+            "UPDATE sessions SET record = $1, version = $2 "
+            "WHERE account = $3 AND address = $4 AND version = $5"
+        )
+        self.delete_prekey = n("DELETE FROM prekeys WHERE account = $1 AND id = $2")
+        self.delete_kyber_prekey = n(
+            "DELETE FROM kyber_prekeys WHERE account = $1 AND id = $2 AND NOT last_resort"
+        )
+        self.insert_last_resort_use = n(
+            "INSERT INTO kyber_last_resort_uses (account, kyber_id, signed_id, base_key) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+        )
+        self.insert_base_key = n(
+            "INSERT INTO base_keys (account, signed_prekey_id, base_key) "
+            "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+        )
+        self.insert_sender_key = n(
+            "INSERT INTO sender_keys (account, sender, distribution, version, record) "
+            "VALUES ($1, $2, $3, 1, $4) ON CONFLICT DO NOTHING"
+        )
+        self.update_sender_key = n(
+            "UPDATE sender_keys SET record = $1, version = $2 "
+            "WHERE account = $3 AND sender = $4 AND distribution = $5 AND version = $6"
+        )
+        self.upsert_identity = n(
+            "INSERT INTO identities (account, address, key) VALUES ($1, $2, $3) "
+            "ON CONFLICT (account, address) DO UPDATE SET key = excluded.key"
+        )
+
+
+class _Reads:
+    """What one operation loads (from its ``Needs``, each list read once): the lock keys,
+    the SELECTs, and how their rows go into a snapshot."""
+
+    __slots__ = (
+        "base_keys",
+        "identities",
+        "kyber",
+        "lock_keys",
+        "pair",
+        "prekeys",
+        "sender_keys",
+        "sessions",
+        "signed",
+        "sql",
+    )
+
+    def __init__(
+        self,
+        lock_keys: Sequence[str],
+        sql: list[NativeStatement],
+        sessions: Sequence[Address],
+        identities: Sequence[Address],
+        prekeys: Sequence[int],
+        signed: Sequence[int],
+        kyber: Sequence[int],
+        base_keys: Sequence[tuple[int, bytes]],
+        sender_keys: Sequence[tuple[Address, str]],
+        pair: bool,
+    ) -> None:
+        self.lock_keys = lock_keys
+        self.sql = sql
+        self.sessions = sessions
+        self.identities = identities
+        self.prekeys = prekeys
+        self.signed = signed
+        self.kyber = kyber
+        self.base_keys = base_keys
+        self.sender_keys = sender_keys
+        self.pair = pair
+
+    def fill(self, snapshot: nat.SnapshotLike, rows: list[tuple[Any, ...] | None]) -> None:
+        """Puts the rows read (as stored: the snapshot opens sealed ones) into ``snapshot``.
+        A session tombstone (record NULL) is an absent session at its version."""
+        if self.pair:
+            row = rows[0]
+            assert row is not None
+            record, version, key = row
+            if version is None:
+                snapshot.add_session(self.sessions[0], None, 0)
+            else:
+                snapshot.add_session(
+                    self.sessions[0], None if record is None else bytes(record), int(version)
+                )
+            snapshot.add_identity(self.identities[0], None if key is None else bytes(key))
+            return
+        it = iter(rows)
+        for address in self.sessions:
+            row = next(it)
+            if row is None:
+                snapshot.add_session(address, None, 0)
+            else:
+                snapshot.add_session(address, _blob(row[0]), int(row[1]))
+        for address in self.identities:
+            row = next(it)
+            snapshot.add_identity(address, None if row is None else bytes(row[0]))
+        for id in self.prekeys:
+            row = next(it)
+            snapshot.add_prekey(id, None if row is None else bytes(row[0]))
+        for id in self.signed:
+            row = next(it)
+            snapshot.add_signed_prekey(id, None if row is None else bytes(row[0]))
+        for id in self.kyber:
+            row = next(it)
+            if row is None:
+                snapshot.add_kyber_prekey(id, None, False)
+            else:
+                snapshot.add_kyber_prekey(id, bytes(row[0]), bool(row[1]))
+        for spk_id, base_key in self.base_keys:
+            snapshot.add_base_key(spk_id, bytes(base_key), next(it) is not None)
+        for sender, dist in self.sender_keys:
+            row = next(it)
+            if row is None:
+                snapshot.add_sender_key(sender, dist, None, 0)
+            else:
+                snapshot.add_sender_key(sender, dist, _blob(row[0]), int(row[1]))
 
 
 class DurableStore(_PreKeyMethods):
@@ -177,6 +377,7 @@ class DurableStore(_PreKeyMethods):
         key: Buffer | None,
     ) -> None:
         self._engine = engine
+        self._sql = _Sql(engine)
         self._local = _Local()
         self._closed = False
         self._last_purge = float("-inf")  # the first acknowledgement purges
@@ -233,6 +434,8 @@ class DurableStore(_PreKeyMethods):
         engine = self._engine
         if local.conn is not None:
             conn = local.conn
+            if local.owed:
+                self._settle(conn)  # an operation's plan writes: its savepoint first
             local.depth += 1
             name = f"textsecure_{local.depth}"
             try:
@@ -386,14 +589,219 @@ class DurableStore(_PreKeyMethods):
     def _execute(self, op: nat.OperationLike) -> Any:
         """Runs a native ``Operation``: lock, load, plan (native), apply; again on a lost
         race. Returns what the operation returns."""
-        with self._errors():
+        try:
             return self._run_with_retries(op)
+        except errors.TextSecureError:
+            raise
+        except self._engine.driver_errors as e:
+            raise _store_error(self._engine, e) from e
+
+    def _run_with_retries(self, op: nat.OperationLike) -> Any:
+        """One run of ``op`` in a unit of its own (its own transaction, or a savepoint of
+        the current one), again on a lost race. ``op.needs()`` is read once: it is the same
+        for every run."""
+        reads = self._reads(op.needs())
+        return retry(MAX_ATTEMPTS, lambda: self._attempt(op, reads))
+
+    def _attempt(self, op: nat.OperationLike, reads: _Reads) -> Any:
+        if self._closed:
+            raise errors.StoreError("the store is closed")
+        local = self._local
+        if local.conn is not None:
+            return self._attempt_nested(local.conn, op, reads)
+        with self._engine.connection() as conn:
+            local.conn = conn  # what the operation's plan might do on this thread nests
+            try:
+                return self._attempt_top(conn, op, reads)
+            finally:
+                local.conn = None
+
+    def _attempt_top(self, conn: Any, op: nat.OperationLike, reads: _Reads) -> Any:
+        """One run as a transaction of its own: BEGIN, locks and reads (one round trip on
+        PostgreSQL); plan; the writes and, when no row count can still call the commit
+        off, the COMMIT (one round trip); else COMMIT after checking the row counts."""
+        engine = self._engine
+        owed = _Owed(None, False)
+        self._local.owed.append(owed)
+        ended = False
+        try:
+            rows = engine.read_unit(
+                conn, engine.begin_sql, self._account, reads.lock_keys, reads.sql
+            )
+            snapshot = self._new_snapshot()
+            reads.fill(snapshot, rows)
+            changes, result = op.plan(snapshot)
+            writes, checked = self._writes(changes)
+            # COMMIT with the writes unless a row count may still call for a ROLLBACK (of
+            # this run's writes, or of what its plan wrote meanwhile); a lost race found by
+            # a single write commits nothing (the write matched no row)
+            early = checked == 0 or (len(writes) == 1 and not owed.dirty)
+            counts = engine.write_unit(conn, writes, "COMMIT" if early else None)
+            ended = early
+            _check(counts, checked)
+            if not early:
+                ended = True
+                engine.commit(conn)
+            return result
+        except BaseException:
+            if not ended:
+                with self._suppressed():
+                    engine.rollback(conn)
+            raise
+        finally:
+            self._local.owed.pop()
+
+    def _attempt_nested(self, conn: Any, op: nat.OperationLike, reads: _Reads) -> Any:
+        """One run inside the thread's transaction, as a savepoint: taken with the reads
+        (PostgreSQL, where a failed statement aborts the transaction), or only when it is
+        needed (SQLite): before a write of more than one statement, or before anything
+        else writes on this connection while the operation runs (``_settle``). A plan that
+        fails, a lost race detected by a single write (it matched no row) and a single
+        write that fails (a statement undoes itself) leave nothing to roll back."""
+        engine = self._engine
+        local = self._local
+        local.depth += 1
+        name = f"textsecure_{local.depth}"
+        owed = _Owed(name, engine.eager_savepoint)
+        local.owed.append(owed)
+        released = False
+        try:
+            opener = f"SAVEPOINT {name}" if owed.taken else None
+            rows = engine.read_unit(conn, opener, self._account, reads.lock_keys, reads.sql)
+            snapshot = self._new_snapshot()
+            reads.fill(snapshot, rows)
+            changes, result = op.plan(snapshot)
+            writes, checked = self._writes(changes)
+            if writes:
+                if len(local.owed) > 1:
+                    self._settle(conn, skip_last=True)  # we write inside the outer operations
+                if not owed.taken and len(writes) > 1:
+                    engine.savepoint(conn, name)
+                    owed.taken = True
+            early = owed.taken and (checked == 0 or (len(writes) == 1 and not owed.dirty))
+            counts = engine.write_unit(conn, writes, f"RELEASE SAVEPOINT {name}" if early else None)
+            released = early
+            _check(counts, checked)
+            if owed.taken and not released:
+                released = True
+                engine.release(conn, name)
+            return result
+        except BaseException:
+            if owed.taken and not released:
+                with self._suppressed():
+                    engine.rollback_to(conn, name)
+            raise
+        finally:
+            local.owed.pop()
+            local.depth -= 1
+
+    def _settle(self, conn: Any, *, skip_last: bool = False) -> None:
+        """Takes the savepoints the operations running on this thread still owe (they were
+        put off until something writes), outermost first: called before anything writes on
+        the transaction's connection while an operation runs."""
+        owed = self._local.owed
+        for entry in owed[:-1] if skip_last else owed:
+            entry.dirty = True
+            if not entry.taken and entry.name is not None:
+                self._engine.savepoint(conn, entry.name)
+                entry.taken = True
+
+    def _reads(self, needs: nat.NeedsLike) -> _Reads:
+        """What loading ``needs`` takes: the lock keys, the SELECTs (native SQL) and how the
+        rows go into the snapshot. Every list of ``needs`` is read once."""
+        a = self._account
+        q = self._sql
+        sessions = needs.sessions
+        identities = needs.identities
+        prekeys = needs.prekeys
+        signed = needs.signed_prekeys
+        kyber = needs.kyber_prekeys
+        base_keys = needs.base_keys
+        sender_keys = needs.sender_keys
+        lock_keys = needs.lock_keys
+        if (
+            len(sessions) == 1
+            and len(identities) == 1
+            and not prekeys
+            and not signed
+            and not kyber
+            and not base_keys
+            and not sender_keys
+        ):
+            # the common shape (encrypt, decrypt of a SignalMessage): one SELECT
+            sql = [
+                (q.session_identity, (a, _address_key(sessions[0]), a, _address_key(identities[0])))
+            ]
+            return _Reads(lock_keys, sql, sessions, identities, (), (), (), (), (), True)
+        statements: list[NativeStatement] = []
+        statements += [(q.session, (a, _address_key(x))) for x in sessions]
+        statements += [(q.identity, (a, _address_key(x))) for x in identities]
+        statements += [(q.prekey, (a, id)) for id in prekeys]
+        statements += [(q.signed_prekey, (a, id)) for id in signed]
+        statements += [(q.kyber_prekey, (a, id)) for id in kyber]
+        statements += [(q.base_key, (a, spk_id, bytes(bk))) for spk_id, bk in base_keys]
+        statements += [(q.sender_key, (a, _address_key(s), d)) for s, d in sender_keys]
+        return _Reads(
+            lock_keys,
+            statements,
+            sessions,
+            identities,
+            prekeys,
+            signed,
+            kyber,
+            base_keys,
+            sender_keys,
+            False,
+        )
+
+    def _writes(self, changes: nat.ChangeSetLike) -> tuple[list[NativeStatement], int]:
+        """The statements that write ``changes`` (native SQL), the ones whose row count must
+        be 1 first (a session or sender-key compare-and-swap, a prekey consumed, a base key
+        or last-resort use recorded), then the identities (written unconditionally); and
+        how many are checked. Every list of ``changes`` is read once."""
+        a = self._account
+        q = self._sql
+        out: list[NativeStatement] = []
+        for address, expected, blob in changes.sessions:
+            if expected == 0:
+                out.append((q.insert_session, (a, _address_key(address), bytes(blob))))
+            else:
+                out.append(
+                    (
+                        q.update_session,
+                        (bytes(blob), expected + 1, a, _address_key(address), expected),
+                    )
+                )
+        out += [(q.delete_prekey, (a, id)) for id in changes.removed_prekeys]
+        out += [(q.delete_kyber_prekey, (a, id)) for id in changes.removed_kyber_prekeys]
+        out += [
+            (q.insert_last_resort_use, (a, kid, sid, bytes(bk)))
+            for kid, sid, bk in changes.kyber_last_resort_uses
+        ]
+        out += [(q.insert_base_key, (a, sid, bytes(bk))) for sid, bk in changes.base_keys]
+        for sender, dist, expected, blob in changes.sender_keys:
+            if expected == 0:
+                out.append((q.insert_sender_key, (a, _address_key(sender), dist, bytes(blob))))
+            else:
+                out.append(
+                    (
+                        q.update_sender_key,
+                        (bytes(blob), expected + 1, a, _address_key(sender), dist, expected),
+                    )
+                )
+        checked = len(out)
+        identities = changes.identities
+        if identities:
+            out += [(q.upsert_identity, (a, _address_key(x), bytes(k))) for x, k in identities]
+        return out, checked
 
     def _run(self, conn: Any, op: nat.OperationLike) -> Any:
-        needs = op.needs()
-        self._engine.lock(conn, self._account, list(needs.lock_keys))
+        """One run of ``op`` in the unit of work the caller holds on ``conn`` (locks, load,
+        plan, apply)."""
+        reads = self._reads(op.needs())
+        self._engine.lock(conn, self._account, list(reads.lock_keys))
         snapshot = self._new_snapshot()
-        self._load(conn, needs, snapshot)
+        reads.fill(snapshot, self._engine.read_unit(conn, None, self._account, (), reads.sql))
         changes, result = op.plan(snapshot)
         self._apply(conn, changes)
         return result
@@ -401,155 +809,14 @@ class DurableStore(_PreKeyMethods):
     def _load(self, conn: Any, needs: nat.NeedsLike, snapshot: nat.SnapshotLike) -> None:
         """Reads every row ``needs`` names, in one round, into ``snapshot`` (row bytes as
         stored: the snapshot opens sealed ones)."""
-        a = self._account
-        statements: list[Statement] = []
-        for address in needs.sessions:
-            statements.append(
-                (
-                    "SELECT record, version FROM sessions WHERE account = $1 AND address = $2",
-                    (a, _address_key(address)),
-                )
-            )
-        for address in needs.identities:
-            statements.append(
-                (
-                    "SELECT key FROM identities WHERE account = $1 AND address = $2",
-                    (a, _address_key(address)),
-                )
-            )
-        for table, ids in (
-            ("prekeys", needs.prekeys),
-            ("signed_prekeys", needs.signed_prekeys),
-            ("kyber_prekeys", needs.kyber_prekeys),
-        ):
-            extra = ", last_resort" if table == "kyber_prekeys" else ""
-            for id in ids:
-                statements.append(
-                    (f"SELECT record{extra} FROM {table} WHERE account = $1 AND id = $2", (a, id))
-                )
-        for spk_id, base_key in needs.base_keys:
-            statements.append(
-                (
-                    "SELECT 1 FROM base_keys "
-                    "WHERE account = $1 AND signed_prekey_id = $2 AND base_key = $3",
-                    (a, spk_id, bytes(base_key)),
-                )
-            )
-        for sender, dist in needs.sender_keys:
-            statements.append(
-                (
-                    "SELECT record, version FROM sender_keys "
-                    "WHERE account = $1 AND sender = $2 AND distribution = $3",
-                    (a, _address_key(sender), dist),
-                )
-            )
-        rows = iter([r.one() for r in self._engine.run_many(conn, statements)])
-        for address in needs.sessions:
-            row = next(rows)
-            if row is None:
-                snapshot.add_session(address, None, 0)
-            else:  # a tombstone (record NULL) is an absent session at its version
-                snapshot.add_session(address, _blob(row[0]), int(row[1]))
-        for address in needs.identities:
-            row = next(rows)
-            snapshot.add_identity(address, None if row is None else bytes(row[0]))
-        for id in needs.prekeys:
-            row = next(rows)
-            snapshot.add_prekey(id, None if row is None else bytes(row[0]))
-        for id in needs.signed_prekeys:
-            row = next(rows)
-            snapshot.add_signed_prekey(id, None if row is None else bytes(row[0]))
-        for id in needs.kyber_prekeys:
-            row = next(rows)
-            if row is None:
-                snapshot.add_kyber_prekey(id, None, False)
-            else:
-                snapshot.add_kyber_prekey(id, bytes(row[0]), bool(row[1]))
-        for spk_id, base_key in needs.base_keys:
-            snapshot.add_base_key(spk_id, bytes(base_key), next(rows) is not None)
-        for sender, dist in needs.sender_keys:
-            row = next(rows)
-            if row is None:
-                snapshot.add_sender_key(sender, dist, None, 0)
-            else:
-                snapshot.add_sender_key(sender, dist, _blob(row[0]), int(row[1]))
+        reads = self._reads(needs)
+        reads.fill(snapshot, self._engine.read_unit(conn, None, self._account, (), reads.sql))
 
     def _apply(self, conn: Any, changes: nat.ChangeSetLike) -> None:
         """Writes a change set in one round; raises ``_Conflict`` (and the caller rolls back)
         if any row moved since it was loaded."""
-        a = self._account
-        statements: list[Statement] = []
-        for address, expected, blob in changes.sessions:
-            if expected == 0:
-                statements.append(
-                    (
-                        "INSERT INTO sessions (account, address, version, record) "
-                        "VALUES ($1, $2, 1, $3) ON CONFLICT DO NOTHING",
-                        (a, _address_key(address), bytes(blob)),
-                    )
-                )
-            else:
-                statements.append(
-                    (
-                        "UPDATE sessions SET record = $3, version = $4 + 1 "
-                        "WHERE account = $1 AND address = $2 AND version = $4",
-                        (a, _address_key(address), bytes(blob), expected),
-                    )
-                )
-        for id in changes.removed_prekeys:
-            statements.append(("DELETE FROM prekeys WHERE account = $1 AND id = $2", (a, id)))
-        for id in changes.removed_kyber_prekeys:
-            statements.append(
-                (
-                    "DELETE FROM kyber_prekeys WHERE account = $1 AND id = $2 AND NOT last_resort",
-                    (a, id),
-                )
-            )
-        for kyber_id, signed_id, base_key in changes.kyber_last_resort_uses:
-            statements.append(
-                (
-                    "INSERT INTO kyber_last_resort_uses (account, kyber_id, signed_id, base_key) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    (a, kyber_id, signed_id, bytes(base_key)),
-                )
-            )
-        for spk_id, base_key in changes.base_keys:
-            statements.append(
-                (
-                    "INSERT INTO base_keys (account, signed_prekey_id, base_key) "
-                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    (a, spk_id, bytes(base_key)),
-                )
-            )
-        for sender, dist, expected, blob in changes.sender_keys:
-            if expected == 0:
-                statements.append(
-                    (
-                        "INSERT INTO sender_keys (account, sender, distribution, version, record) "
-                        "VALUES ($1, $2, $3, 1, $4) ON CONFLICT DO NOTHING",
-                        (a, _address_key(sender), dist, bytes(blob)),
-                    )
-                )
-            else:
-                statements.append(
-                    (
-                        "UPDATE sender_keys SET record = $4, version = $5 + 1 WHERE account = $1 "
-                        "AND sender = $2 AND distribution = $3 AND version = $5",
-                        (a, _address_key(sender), dist, bytes(blob), expected),
-                    )
-                )
-        checked = len(statements)
-        for address, blob in changes.identities:
-            statements.append(
-                (
-                    "INSERT INTO identities (account, address, key) VALUES ($1, $2, $3) "
-                    "ON CONFLICT (account, address) DO UPDATE SET key = excluded.key",
-                    (a, _address_key(address), bytes(blob)),
-                )
-            )
-        results = self._engine.run_many(conn, statements)
-        if any(r.rowcount != 1 for r in results[:checked]):
-            raise _Conflict
+        writes, checked = self._writes(changes)
+        _check(self._engine.write_unit(conn, writes, None), checked)
 
     # -- identity ---------------------------------------------------------------------
 
@@ -908,15 +1175,6 @@ class DurableStore(_PreKeyMethods):
 
         return retry(MAX_ATTEMPTS, once, "inbox_decrypt")
 
-    def _run_with_retries(self, op: nat.OperationLike) -> Any:
-        """``_run`` in a unit of its own (a savepoint inside a unit), again on a lost race."""
-
-        def once() -> Any:
-            with self._unit() as conn:
-                return self._run(conn, op)
-
-        return retry(MAX_ATTEMPTS, once)
-
     @_guarded
     def inbox_pending(self) -> list[InboxItem]:
         """Decrypted envelopes not acknowledged yet, oldest first."""
@@ -1107,4 +1365,4 @@ def translate_errors(engine: Engine) -> Iterator[None]:
     except errors.TextSecureError:
         raise
     except engine.driver_errors as e:
-        raise errors.StoreError(f"{engine.name}: {type(e).__name__}: {e}") from e
+        raise _store_error(engine, e) from e

@@ -35,6 +35,8 @@ __all__ = [
 
 Params = Sequence[object]
 Statement = tuple[str, Params]
+#: a statement in the driver's parameter style with its parameters in order
+NativeStatement = tuple[str, tuple[Any, ...]]
 
 _PARAM = re.compile(r"\$(\d+)")
 
@@ -111,6 +113,41 @@ class Engine(ABC):
         transaction already holds the whole database (SQLite's BEGIN IMMEDIATE)."""
         return None
 
+    # -- the unit of work's hot path: driver-ready SQL, no Result objects ---------------
+
+    #: the statement that opens a unit of work's transaction
+    begin_sql: str = "BEGIN"
+    #: whether a cipher operation inside a transaction must take its savepoint before its
+    #: first statement (PostgreSQL: any failed statement aborts the whole transaction) or
+    #: may take it only before writing (SQLite: a failed statement undoes only itself)
+    eager_savepoint: bool = True
+
+    @abstractmethod
+    def native(self, sql: str) -> str:
+        """``sql`` (``$1``, ``$2``, ... each once, in order) in the driver's own parameter
+        style, for :meth:`read_unit` and :meth:`write_unit`."""
+
+    @abstractmethod
+    def read_unit(
+        self,
+        conn: Any,
+        opener: str | None,
+        account: str,
+        lock_keys: Sequence[str],
+        reads: Sequence[NativeStatement],
+    ) -> list[tuple[Any, ...] | None]:
+        """Runs ``opener`` (BEGIN / SAVEPOINT, or nothing), takes the locks on ``lock_keys``,
+        then runs the ``reads`` (native SQL), in that order; returns the first row of each
+        read (None when it has none). PostgreSQL: one round trip."""
+
+    @abstractmethod
+    def write_unit(
+        self, conn: Any, writes: Sequence[NativeStatement], closer: str | None
+    ) -> list[int]:
+        """Runs the ``writes`` (native SQL), then ``closer`` (COMMIT / RELEASE SAVEPOINT, or
+        nothing), in that order, stopping at the first that fails; returns the row count of
+        each write. PostgreSQL: one round trip."""
+
     def schema_lock(self, conn: Any) -> None:
         """Serialises migrations between processes (inside the migration's transaction)."""
         return None
@@ -171,6 +208,33 @@ class SQLiteEngine(Engine):
 
     def begin(self, conn: Any, *, write: bool = True) -> None:
         self.execute(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+    begin_sql = "BEGIN IMMEDIATE"
+    eager_savepoint = False
+
+    def native(self, sql: str) -> str:
+        return _to_sqlite(sql)
+
+    def read_unit(
+        self,
+        conn: Any,
+        opener: str | None,
+        account: str,
+        lock_keys: Sequence[str],
+        reads: Sequence[NativeStatement],
+    ) -> list[tuple[Any, ...] | None]:
+        # the write lock is the transaction's (BEGIN IMMEDIATE): lock_keys need nothing more
+        if opener is not None:
+            conn.execute(opener)
+        return [conn.execute(sql, params).fetchone() for sql, params in reads]
+
+    def write_unit(
+        self, conn: Any, writes: Sequence[NativeStatement], closer: str | None
+    ) -> list[int]:
+        counts = [conn.execute(sql, params).rowcount for sql, params in writes]
+        if closer is not None:
+            conn.execute(closer)
+        return counts
 
     def has_table(self, conn: Any, table: str) -> bool:
         r = self.execute(
@@ -270,6 +334,50 @@ class PostgresEngine(Engine):
     def begin(self, conn: Any, *, write: bool = True) -> None:
         self.execute(conn, "BEGIN")
 
+    def native(self, sql: str) -> str:
+        query, order = _to_psycopg(sql)
+        if order != tuple(range(len(order))):
+            raise ValueError(f"parameters out of order: {sql}")
+        return query
+
+    def read_unit(
+        self,
+        conn: Any,
+        opener: str | None,
+        account: str,
+        lock_keys: Sequence[str],
+        reads: Sequence[NativeStatement],
+    ) -> list[tuple[Any, ...] | None]:
+        # One pipeline: the server runs the statements in order, so the advisory locks are
+        # held before the reads start (each read sees what was committed up to then).
+        if opener is None and not lock_keys and len(reads) == 1:
+            sql, params = reads[0]
+            return [conn.execute(sql, params).fetchone()]
+        with conn.pipeline():
+            if opener is not None:
+                conn.execute(opener)
+            for key in lock_keys:
+                conn.execute(_PG_LOCK, (account, key))
+            cursors = [conn.execute(sql, params) for sql, params in reads]
+        return [cur.fetchone() for cur in cursors]
+
+    def write_unit(
+        self, conn: Any, writes: Sequence[NativeStatement], closer: str | None
+    ) -> list[int]:
+        if closer is None and len(writes) == 1:
+            sql, params = writes[0]
+            return [conn.execute(sql, params).rowcount]
+        if not writes:
+            if closer is not None:
+                conn.execute(closer)
+            return []
+        # one pipeline: after a failed statement the server skips the rest (the closer too)
+        with conn.pipeline():
+            cursors = [conn.execute(sql, params) for sql, params in writes]
+            if closer is not None:
+                conn.execute(closer)
+        return [cur.rowcount for cur in cursors]
+
     def lock(self, conn: Any, account: str, keys: Sequence[str]) -> None:
         if keys:
             self.run_many(
@@ -299,6 +407,9 @@ class PostgresEngine(Engine):
         if self._owned:
             with self._lock:
                 self._conn.close()
+
+
+_PG_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s::text || '/' || %s::text, 0))"
 
 
 def _is_pool(obj: Any) -> bool:
