@@ -407,7 +407,8 @@ def test_inspect_bundle_round_trip_and_bad_signature(world: World, tmp_path: Pat
     path.write_text(json.dumps({**doc, "identity_key": "!!"}))
     assert "identity_key" in fails("inspect", path, "--type", "bundle")
     path.write_text("{not json")
-    assert "not JSON" in fails("inspect", path)
+    assert "not JSON" in fails("inspect", path, "--type", "bundle")
+    assert "not a known type" in fails("inspect", path)  # then it is tried as binary
 
 
 @pytest.mark.parametrize(

@@ -640,7 +640,15 @@ def _resolve(data: bytes, found: dict[str, object]) -> dict[str, object]:
 def detect(data: bytes) -> tuple[str, object]:
     """The one type ``data`` parses as; CliError when none or several do."""
     if data.lstrip()[:1] == b"{":
-        return "bundle", bundle_from_json(data)
+        try:
+            json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass  # binary that starts with 0x7b: try the binary formats
+        else:
+            try:
+                return "bundle", bundle_from_json(data)
+            except errors.TextSecureError as e:
+                raise CliError(f"JSON, but not a bundle: {e}") from e
     found: dict[str, object] = {}
     for name, kind in TYPES.items():
         if name == "bundle":
