@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import pty
+import random
 import subprocess
 import sys
 import time
@@ -354,6 +355,31 @@ def test_inspect_ambiguous_and_unknown_inputs(tmp_path: Path) -> None:
     assert doc["fields"]["has_current_session"] is False
     line = fails("inspect", _file(tmp_path, "junk", b"\xff\x00 definitely nothing"))
     assert "not a known type" in line
+
+
+def test_detect_and_describe_mutated_inputs_fail_cleanly(world: World) -> None:
+    """In process, for speed: truncations, bit flips and random bytes are detected as some
+    type and described, or refused with a CliError; nothing else escapes."""
+    rnd = random.Random(13)
+    ctx = _inspect.Context(now_ms=int(time.time() * 1000))
+    samples = [data for name, (_, data) in world.objects.items() if name != "bundle"]
+    for _ in range(3000):
+        data = bytearray(rnd.choice(samples))
+        how = rnd.randrange(3)
+        if how == 0:
+            data = data[: rnd.randrange(1, len(data))]
+        elif how == 1:
+            for _ in range(rnd.randrange(1, 4)):
+                data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
+        else:
+            data = bytearray(rnd.randbytes(rnd.randrange(1, 120)))
+        try:
+            name, obj = _inspect.detect(bytes(data))
+        except cli.CliError:
+            continue
+        fields = _inspect.describe(name, obj, bytes(data), ctx)
+        json.dumps(_inspect.to_json(fields, show=True))
+        _inspect.render_text(fields, show=False, full=False)
 
 
 def test_inspect_sealed_opened_with_the_recipients_key(world: World, tmp_path: Path) -> None:
