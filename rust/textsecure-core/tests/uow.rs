@@ -327,3 +327,94 @@ fn one_one_time_prekey_never_sets_up_two_sessions() {
 fn empty_change_set_for_reads() {
     assert!(ChangeSet::default().is_empty());
 }
+
+#[test]
+fn sealed_decrypt_honours_the_pq_ratchet_option() {
+    use textsecure_core::curve::PrivateKey;
+    use textsecure_core::sealed_sender::{
+        self as ss, SenderCertificate, SenderCertificateParts, ServerCertificate,
+    };
+    use textsecure_core::session::PqRatchetPolicy;
+    use textsecure_core::spqr;
+
+    let a_uuid = "9d0652a3-dcc3-4d11-975f-74d61598733f";
+    let a = Address::new(a_uuid, 1);
+    let b = Address::new("bob", 1);
+    let (mut alice, mut bob) = (party(1), party(2));
+    let bundle = bundle_into(&mut bob, true, true);
+    run(
+        &mut alice,
+        Operation::ProcessBundle {
+            remote: b.clone(),
+            bundle,
+            options: SessionOptions::default(),
+        },
+    )
+    .unwrap();
+    // Alice behaves like a PQXDH peer without SPQR (libsignal 0.72 to 0.91): no field 5.
+    alice
+        .sessions
+        .get_mut(&b)
+        .and_then(|r| r.current.as_mut())
+        .unwrap()
+        .pq_ratchet = spqr::State::v0();
+
+    let root = PrivateKey::generate();
+    let server = PrivateKey::generate();
+    let sc = ServerCertificate::new(1, &server.public_key(), &root).unwrap();
+    let cert = SenderCertificate::new(
+        SenderCertificateParts {
+            sender_uuid: a_uuid,
+            sender_e164: None,
+            sender_device_id: 1,
+            identity_key: &alice.identity().public_key,
+            expiration: u64::MAX,
+        },
+        &sc,
+        &server,
+    )
+    .unwrap();
+    let sealed = match run(
+        &mut alice,
+        Operation::SealedEncrypt {
+            remote: b.clone(),
+            certificate: cert,
+            plaintext: b"no spqr".to_vec(),
+            content_hint: 0,
+            group_id: None,
+            options: SessionOptions::default(),
+        },
+    )
+    .unwrap()
+    {
+        Output::Sealed(v) => v,
+        other => panic!("{other:?}"),
+    };
+    let roots = [root.public_key()];
+    let usmc = ss::unseal(
+        &sealed,
+        bob.identity(),
+        &ss::UnsealOptions {
+            trust_roots: &roots,
+            timestamp: 1,
+            known_servers: &[],
+            local_address: None,
+        },
+    )
+    .unwrap();
+    let with = |policy| Operation::SealedDecrypt {
+        usmc: usmc.clone(),
+        options: SessionOptions {
+            pq_ratchet: policy,
+            ..SessionOptions::default()
+        },
+    };
+    // REQUIRED (the default) refuses the SPQR-less session and stores nothing...
+    assert!(run(&mut bob, with(PqRatchetPolicy::Required)).is_err());
+    assert!(!bob.sessions.contains_key(&a));
+    // ...PREFERRED accepts it.
+    match run(&mut bob, with(PqRatchetPolicy::Preferred)).unwrap() {
+        Output::SealedPlaintext(_, pt) => assert_eq!(pt, b"no spqr"),
+        other => panic!("{other:?}"),
+    }
+}
