@@ -21,6 +21,7 @@ MODULES = [
     "textsecure.attachments",
     "textsecure.enums",
     "textsecure.testing.conformance",
+    "textsecure.aio",
 ]
 
 #: kinds of class attributes that are methods or properties (Python and native)
