@@ -15,7 +15,9 @@ imports neither psycopg nor psycopg_pool (``AsyncPostgresStore`` does when it op
 from __future__ import annotations
 
 from textsecure.aio._ciphers import (
-    AnyStore,
+    AnyStore as AnyStore,  # a type alias: every store the async ciphers take
+)
+from textsecure.aio._ciphers import (
     AsyncGroupCipher,
     AsyncLegacyGroupCipher,
     AsyncSealedSessionCipher,
@@ -28,7 +30,6 @@ from textsecure.aio._postgres import AsyncPostgresStore
 from textsecure.aio._stores import AsyncDurableStore, AsyncSQLiteStore
 
 __all__ = [
-    "AnyStore",
     "AsyncDurableStore",
     "AsyncGroupCipher",
     "AsyncLegacyGroupCipher",
