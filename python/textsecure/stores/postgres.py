@@ -37,6 +37,10 @@ class PostgresStore(DurableStore):
     (a connection per unit of work; several threads work in parallel)."""
 
     _engine: PostgresEngine
+    #: Items per unit of work in ``decrypt_many`` / ``encrypt_many`` (each takes an advisory
+    #: lock per session, and PostgreSQL's lock table holds ``max_locks_per_transaction`` x
+    #: connections of them: 6,400 by default); a longer batch commits every this many items.
+    _batch_limit = 1000
 
     def __init__(
         self,

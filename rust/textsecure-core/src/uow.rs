@@ -256,17 +256,27 @@ impl<'a> Staged<'a> {
             .ok_or(NOT_LOADED)
     }
 
-    /// Marks a point to roll back to (fan-out: one failed recipient changes nothing).
+    /// Marks a point to roll back to (fan-out, batches: one failed item changes nothing).
     fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             sessions: self.sessions.clone(),
             identities: self.identities.clone(),
+            removed_prekeys: self.removed_prekeys.clone(),
+            removed_kyber_prekeys: self.removed_kyber_prekeys.clone(),
+            kyber_uses: self.kyber_uses.len(),
+            base_keys: self.base_keys.len(),
+            sender_keys: self.sender_keys.clone(),
         }
     }
 
     fn rollback(&mut self, c: Checkpoint) {
         self.sessions = c.sessions;
         self.identities = c.identities;
+        self.removed_prekeys = c.removed_prekeys;
+        self.removed_kyber_prekeys = c.removed_kyber_prekeys;
+        self.kyber_uses.truncate(c.kyber_uses);
+        self.base_keys.truncate(c.base_keys);
+        self.sender_keys = c.sender_keys;
     }
 
     fn into_changes(self) -> Result<ChangeSet> {
@@ -303,6 +313,11 @@ impl<'a> Staged<'a> {
 struct Checkpoint {
     sessions: HashMap<Address, SessionRecord>,
     identities: HashMap<Address, PublicKey>,
+    removed_prekeys: BTreeSet<u32>,
+    removed_kyber_prekeys: BTreeSet<u32>,
+    kyber_uses: usize,
+    base_keys: usize,
+    sender_keys: HashMap<(Address, DistributionKey), SenderKeyRecord>,
 }
 
 impl ProtocolStore for Staged<'_> {
@@ -651,27 +666,62 @@ fn sealed_inner_message(usmc: &UnidentifiedSenderMessageContent) -> Result<Ciphe
 }
 
 /// Runs `op` against `snapshot`: its output and everything it changes. Touches no store.
+///
+/// A fan-out encrypts to its peers on every core (each peer's session is independent), as a
+/// batch does.
 pub fn plan(op: &Operation, snapshot: &Snapshot) -> Result<(Output, ChangeSet)> {
+    if let Operation::Fanout {
+        remotes,
+        plaintext,
+        options,
+    } = op
+    {
+        let ops: Vec<Operation> = remotes
+            .iter()
+            .map(|r| Operation::Encrypt {
+                remote: r.clone(),
+                plaintext: plaintext.clone(),
+                options: options.clone(),
+            })
+            .collect();
+        let (results, changes) = plan_batch(&ops, snapshot);
+        let results = results
+            .into_iter()
+            .map(|r| {
+                r.and_then(|o| match o {
+                    Output::Message(m) => Ok(m),
+                    _ => Err(Error::InvalidArgument("an encryption returned no message")),
+                })
+            })
+            .collect();
+        return Ok((Output::Fanout(results), changes));
+    }
     let mut st = Staged::new(snapshot);
-    let out = match op {
+    let out = run(&mut st, op)?;
+    Ok((out, st.into_changes()?))
+}
+
+/// Runs `op` on a staged store.
+fn run(st: &mut Staged<'_>, op: &Operation) -> Result<Output> {
+    Ok(match op {
         Operation::ProcessBundle {
             remote,
             bundle,
             options,
         } => {
-            session::process_prekey_bundle_with(&mut st, remote, bundle, options)?;
+            session::process_prekey_bundle_with(st, remote, bundle, options)?;
             Output::Unit
         }
         Operation::Encrypt {
             remote,
             plaintext,
             options,
-        } => Output::Message(session::encrypt_with(&mut st, remote, plaintext, options)?),
+        } => Output::Message(session::encrypt_with(st, remote, plaintext, options)?),
         Operation::Decrypt {
             remote,
             message,
             options,
-        } => Output::Plaintext(session::decrypt_with(&mut st, remote, message, options)?),
+        } => Output::Plaintext(session::decrypt_with(st, remote, message, options)?),
         Operation::Fanout {
             remotes,
             plaintext,
@@ -680,7 +730,7 @@ pub fn plan(op: &Operation, snapshot: &Snapshot) -> Result<(Output, ChangeSet)> 
             let mut results = Vec::with_capacity(remotes.len());
             for r in remotes {
                 let mark = st.checkpoint();
-                let res = session::encrypt_with(&mut st, r, plaintext, options);
+                let res = session::encrypt_with(st, r, plaintext, options);
                 if res.is_err() {
                     st.rollback(mark);
                 }
@@ -689,26 +739,26 @@ pub fn plan(op: &Operation, snapshot: &Snapshot) -> Result<(Output, ChangeSet)> 
             Output::Fanout(results)
         }
         Operation::CreateDistribution { sender, key } => {
-            Output::Distribution(group::create_distribution(&mut st, sender, key)?)
+            Output::Distribution(group::create_distribution(st, sender, key)?)
         }
         Operation::ProcessDistribution {
             sender,
             key,
             message,
         } => {
-            group::process_distribution(&mut st, sender, key, message)?;
+            group::process_distribution(st, sender, key, message)?;
             Output::Unit
         }
         Operation::GroupEncrypt {
             sender,
             key,
             plaintext,
-        } => Output::GroupMessage(group::encrypt(&mut st, sender, key, plaintext)?),
+        } => Output::GroupMessage(group::encrypt(st, sender, key, plaintext)?),
         Operation::GroupDecrypt {
             sender,
             key,
             message,
-        } => Output::Plaintext(group::decrypt(&mut st, sender, key, message)?),
+        } => Output::Plaintext(group::decrypt(st, sender, key, message)?),
         Operation::SealedEncrypt {
             remote,
             certificate,
@@ -717,7 +767,7 @@ pub fn plan(op: &Operation, snapshot: &Snapshot) -> Result<(Output, ChangeSet)> 
             group_id,
             options,
         } => Output::Sealed(sealed_sender::sealed_sender_encrypt_with(
-            &mut st,
+            st,
             remote,
             certificate,
             plaintext,
@@ -726,9 +776,243 @@ pub fn plan(op: &Operation, snapshot: &Snapshot) -> Result<(Output, ChangeSet)> 
             options,
         )?),
         Operation::SealedDecrypt { usmc, options } => {
-            let pt = sealed_sender::decrypt_usmc_with(&mut st, usmc, options)?;
+            let pt = sealed_sender::decrypt_usmc_with(st, usmc, options)?;
             Output::SealedPlaintext(usmc.clone(), pt)
         }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+// ---------------------------------------------------------------------------------------------
+
+/// What a batch item may write, or read in a way another item's write could change. Two items
+/// that share a claim run one after the other, in batch order, on one staged store; items
+/// that share none run in parallel.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Claim {
+    Session(Address),
+    Identity(Address),
+    PreKey(u32),
+    KyberPreKey(u32),
+    /// A PreKeySignalMessage's base key: it is recorded (base keys, last-resort Kyber uses),
+    /// and a replay carries the same one.
+    BaseKey(PublicKey),
+    SenderKey(Address, DistributionKey),
+}
+
+fn prekey_message_base_key(op: &Operation) -> Option<PublicKey> {
+    match op {
+        Operation::Decrypt {
+            message: CiphertextMessage::PreKey(m),
+            ..
+        } => Some(*m.base_key()),
+        Operation::SealedDecrypt { usmc, .. } => match sealed_inner_message(usmc) {
+            Ok(CiphertextMessage::PreKey(m)) => Some(*m.base_key()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn claims(op: &Operation, needs: &Needs, snapshot: &Snapshot) -> Vec<Claim> {
+    let mut c = Vec::new();
+    c.extend(needs.sessions.iter().cloned().map(Claim::Session));
+    c.extend(needs.identities.iter().cloned().map(Claim::Identity));
+    c.extend(needs.prekeys.iter().copied().map(Claim::PreKey));
+    for id in &needs.kyber_prekeys {
+        // A last-resort Kyber prekey is never consumed: its uses are keyed by base key.
+        if !matches!(snapshot.kyber_prekeys.get(id), Some(Some((_, true)))) {
+            c.push(Claim::KyberPreKey(*id));
+        }
+    }
+    c.extend(needs.base_keys.iter().map(|(_, b)| Claim::BaseKey(*b)));
+    if let Some(b) = prekey_message_base_key(op) {
+        c.push(Claim::BaseKey(b));
+    }
+    c.extend(
+        needs
+            .sender_keys
+            .iter()
+            .map(|(a, d)| Claim::SenderKey(a.clone(), d.clone())),
+    );
+    c
+}
+
+/// Everything a batch of operations reads: the union of their [`Needs`], each record once.
+/// (An item whose needs cannot be stated fails on its own in [`plan_batch`].)
+pub fn batch_needs(ops: &[Operation]) -> Needs {
+    fn add<T: Clone + Eq + std::hash::Hash>(
+        seen: &mut std::collections::HashSet<T>,
+        out: &mut Vec<T>,
+        items: &[T],
+    ) {
+        for x in items {
+            if seen.insert(x.clone()) {
+                out.push(x.clone());
+            }
+        }
+    }
+    let mut n = Needs::default();
+    let (mut s, mut i, mut p, mut sp, mut k, mut b, mut sk) = Default::default();
+    for op in ops {
+        let Ok(m) = op.needs() else { continue };
+        add(&mut s, &mut n.sessions, &m.sessions);
+        add(&mut i, &mut n.identities, &m.identities);
+        add(&mut p, &mut n.prekeys, &m.prekeys);
+        add(&mut sp, &mut n.signed_prekeys, &m.signed_prekeys);
+        add(&mut k, &mut n.kyber_prekeys, &m.kyber_prekeys);
+        add(&mut b, &mut n.base_keys, &m.base_keys);
+        add(&mut sk, &mut n.sender_keys, &m.sender_keys);
+    }
+    n
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+/// The items of a batch in groups that share no [`Claim`]: each group in batch order, the
+/// groups in the order of their first item. Items whose needs fail are left out (`needs[i]`
+/// is the error).
+fn batch_groups(
+    ops: &[Operation],
+    needs: &[Result<Needs>],
+    snapshot: &Snapshot,
+) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..ops.len()).collect();
+    let mut owner: HashMap<Claim, usize> = HashMap::new();
+    for (i, (op, n)) in ops.iter().zip(needs).enumerate() {
+        let Ok(n) = n else { continue };
+        for c in claims(op, n, snapshot) {
+            match owner.get(&c) {
+                Some(&j) => {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    // the smaller index is the root: a group is named by its first item
+                    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                    parent[hi] = lo;
+                }
+                None => {
+                    owner.insert(c, i);
+                }
+            }
+        }
+    }
+    let mut index_of_root: HashMap<usize, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, n) in needs.iter().enumerate() {
+        if n.is_err() {
+            continue;
+        }
+        let root = find(&mut parent, i);
+        let g = *index_of_root.entry(root).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
+}
+
+/// A group's results (by batch index) and its changes.
+type PlannedGroup = (Vec<(usize, Result<Output>)>, ChangeSet);
+
+/// One group of a batch, in order on one staged store; a failed item is rolled back.
+fn plan_group(ops: &[Operation], group: &[usize], snapshot: &Snapshot) -> PlannedGroup {
+    let mut st = Staged::new(snapshot);
+    let mut results = Vec::with_capacity(group.len());
+    let single = group.len() == 1;
+    for &i in group {
+        // a lone item that fails leaves the whole staged store unused: no restore point needed
+        let mark = (!single).then(|| st.checkpoint());
+        let res = run(&mut st, &ops[i]);
+        if res.is_err() {
+            if let Some(mark) = mark {
+                st.rollback(mark);
+            }
+        }
+        results.push((i, res));
+    }
+    let any_ok = results.iter().any(|(_, r)| r.is_ok());
+    match st.into_changes() {
+        Ok(changes) if any_ok => (results, changes),
+        Ok(_) => (results, ChangeSet::default()),
+        Err(e) => (
+            results
+                .into_iter()
+                .map(|(i, r)| (i, r.and(Err(e.clone()))))
+                .collect(),
+            ChangeSet::default(),
+        ),
+    }
+}
+
+impl ChangeSet {
+    fn absorb(&mut self, other: ChangeSet) {
+        self.sessions.extend(other.sessions);
+        self.identities.extend(other.identities);
+        self.removed_prekeys.extend(other.removed_prekeys);
+        self.removed_kyber_prekeys
+            .extend(other.removed_kyber_prekeys);
+        self.kyber_last_resort_uses
+            .extend(other.kyber_last_resort_uses);
+        self.base_keys.extend(other.base_keys);
+        self.sender_keys.extend(other.sender_keys);
+    }
+}
+
+/// Runs a batch of operations against one snapshot (loaded for [`batch_needs`]): one result
+/// per item, in order, and one change set for all the items that succeeded.
+///
+/// Items that touch the same records (a session, a sender key, a one-time prekey, a base key)
+/// run in batch order, each seeing the ones before it; the others run in parallel on the
+/// process's thread pool (rayon). A failed item changes nothing and does not hold the others
+/// back. Touches no store: apply the change set atomically (a [`Conflict`] means load and
+/// plan the whole batch again).
+pub fn plan_batch(ops: &[Operation], snapshot: &Snapshot) -> (Vec<Result<Output>>, ChangeSet) {
+    use rayon::prelude::*;
+    let needs: Vec<Result<Needs>> = ops.iter().map(Operation::needs).collect();
+    let groups = batch_groups(ops, &needs, snapshot);
+    let planned: Vec<PlannedGroup> = if groups.len() <= 1 {
+        groups
+            .iter()
+            .map(|g| plan_group(ops, g, snapshot))
+            .collect()
+    } else {
+        groups
+            .par_iter()
+            .map(|g| plan_group(ops, g, snapshot))
+            .collect()
     };
-    Ok((out, st.into_changes()?))
+    let mut results: Vec<Option<Result<Output>>> = needs
+        .into_iter()
+        .map(|n| match n {
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect();
+    let mut changes = ChangeSet::default();
+    for (rs, cs) in planned {
+        for (i, r) in rs {
+            results[i] = Some(r);
+        }
+        changes.absorb(cs);
+    }
+    // one order for every store: rows are written (and locked) sorted
+    changes.sessions.sort_by(|a, b| a.0.cmp(&b.0));
+    changes.identities.sort_by(|a, b| a.0.cmp(&b.0));
+    changes.removed_prekeys.sort_unstable();
+    changes.removed_kyber_prekeys.sort_unstable();
+    changes
+        .sender_keys
+        .sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let results = results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(Error::InvalidArgument("a batch item was not planned"))))
+        .collect();
+    (results, changes)
 }

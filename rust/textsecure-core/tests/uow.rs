@@ -8,7 +8,7 @@ use textsecure_core::message::CiphertextMessage;
 use textsecure_core::prekey::{generate_bundle, BundleSpec, IdentityKeyPair};
 use textsecure_core::session::SessionOptions;
 use textsecure_core::store::InMemoryStore;
-use textsecure_core::uow::{plan, ChangeSet, Conflict, Operation, Output};
+use textsecure_core::uow::{batch_needs, plan, plan_batch, ChangeSet, Conflict, Operation, Output};
 use textsecure_core::Error;
 
 fn party(reg: u32) -> InMemoryStore {
@@ -417,4 +417,144 @@ fn sealed_decrypt_honours_the_pq_ratchet_option() {
         Output::SealedPlaintext(_, pt) => assert_eq!(pt, b"no spqr"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Runs a batch the way every store does: one snapshot of everything, plan, one apply.
+fn run_batch(store: &mut InMemoryStore, ops: &[Operation]) -> Vec<Result<Output, Error>> {
+    let ops: Vec<Operation> = ops.iter().cloned().map(Operation::canonicalize).collect();
+    let needs = batch_needs(&ops);
+    let snap = store.snapshot(&needs);
+    let (results, changes) = plan_batch(&ops, &snap);
+    store.apply(changes).expect("nothing else writes");
+    results
+}
+
+/// `n` senders with a session to `bob` from bundles with their own one-time prekeys (v3 or
+/// v4 with a last-resort Kyber key shared by all), and each sender's first `per` messages.
+fn senders(
+    bob: &mut InMemoryStore,
+    n: u32,
+    per: u8,
+    kyber_last_resort: bool,
+) -> Vec<(Address, Vec<CiphertextMessage>)> {
+    let b = Address::new("bob", 1);
+    let nb = generate_bundle(
+        &bob.identity().clone(),
+        bob.registration_id(),
+        &BundleSpec {
+            device_id: 1,
+            prekey_id: None,
+            signed_prekey_id: 7,
+            kyber_prekey_id: kyber_last_resort.then_some(99),
+            timestamp_ms: 1000,
+        },
+    )
+    .unwrap();
+    bob.signed_prekeys.insert(7, nb.signed_prekey);
+    if let Some(k) = nb.kyber_prekey {
+        bob.kyber_prekeys.insert(k.id, (k, true));
+    }
+    (0..n)
+        .map(|i| {
+            let mut alice = party(100 + i);
+            run(
+                &mut alice,
+                Operation::ProcessBundle {
+                    remote: b.clone(),
+                    bundle: nb.bundle.clone(),
+                    options: SessionOptions::default(),
+                },
+            )
+            .unwrap();
+            let msgs = (0..per)
+                .map(|k| message(run(&mut alice, encrypt_op(&b, &[k; 5])).unwrap()))
+                .collect();
+            (Address::new(&format!("alice{i}"), 1), msgs)
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_decrypts_each_session_in_order_on_every_core() {
+    for kyber in [false, true] {
+        let mut bob = party(2);
+        let convs = senders(&mut bob, 12, 4, kyber);
+        // interleaved: round k of every sender, then round k+1
+        let mut ops = Vec::new();
+        let mut want = Vec::new();
+        for k in 0..4u8 {
+            for (a, msgs) in &convs {
+                ops.push(decrypt_op(a, msgs[usize::from(k)].clone()));
+                want.push(vec![k; 5]);
+            }
+        }
+        let got: Vec<Vec<u8>> = run_batch(&mut bob, &ops)
+            .into_iter()
+            .map(|r| plaintext(r.unwrap()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(bob.sessions.len(), 12);
+        // a last-resort Kyber key is used by every sender and consumed by none
+        assert_eq!(bob.kyber_last_resort_uses.len(), if kyber { 12 } else { 0 });
+        assert_eq!(bob.kyber_prekeys.len(), usize::from(kyber));
+        // the whole batch again: every item a duplicate, nothing changes
+        let before: Vec<Vec<u8>> = convs.iter().map(|(a, _)| session_bytes(&bob, a)).collect();
+        for r in run_batch(&mut bob, &ops) {
+            assert!(r.is_err());
+        }
+        let after: Vec<Vec<u8>> = convs.iter().map(|(a, _)| session_bytes(&bob, a)).collect();
+        assert_eq!(before, after);
+    }
+}
+
+#[test]
+fn a_failed_batch_item_is_rolled_back_alone() {
+    let mut bob = party(2);
+    let convs = senders(&mut bob, 2, 3, false);
+    let (a0, m0) = &convs[0];
+    let (a1, m1) = &convs[1];
+    // sender 1's PreKey message replayed under sender 0's address (a different session and
+    // identity), between good items: it fails (base key already used), alone
+    let ops = vec![
+        decrypt_op(a0, m0[0].clone()),
+        decrypt_op(a1, m1[0].clone()),
+        decrypt_op(a0, m1[0].clone()),
+        decrypt_op(a0, m0[1].clone()),
+        decrypt_op(a1, m1[0].clone()),
+        decrypt_op(a1, m1[2].clone()),
+    ];
+    let mut results: Vec<Option<Result<Output, Error>>> =
+        run_batch(&mut bob, &ops).into_iter().map(Some).collect();
+    let mut take = |i: usize| results[i].take().unwrap();
+    assert_eq!(plaintext(take(0).unwrap()), [0; 5]);
+    assert_eq!(plaintext(take(1).unwrap()), [0; 5]);
+    assert!(take(2).is_err());
+    assert_eq!(plaintext(take(3).unwrap()), [1; 5]);
+    assert!(take(4).is_err()); // a duplicate
+    assert_eq!(plaintext(take(5).unwrap()), [2; 5]);
+    // the batch committed once: base keys of both first messages, nothing of the failures
+    assert_eq!(
+        bob.used_base_keys.values().map(|s| s.len()).sum::<usize>(),
+        2
+    );
+    // sender 1's skipped message 1 still decrypts
+    let late = run_batch(&mut bob, &[decrypt_op(a1, m1[1].clone())]);
+    assert_eq!(plaintext(late.into_iter().next().unwrap().unwrap()), [1; 5]);
+}
+
+#[test]
+fn batch_needs_name_each_record_once() {
+    let mut bob = party(2);
+    let convs = senders(&mut bob, 3, 2, true);
+    let ops: Vec<Operation> = convs
+        .iter()
+        .flat_map(|(a, msgs)| msgs.iter().map(|m| decrypt_op(a, m.clone())))
+        .collect();
+    let needs = batch_needs(&ops);
+    assert_eq!(needs.sessions.len(), 3);
+    assert_eq!(needs.identities.len(), 3);
+    assert_eq!(needs.signed_prekeys, vec![7]);
+    assert_eq!(needs.kyber_prekeys, vec![99]);
+    assert_eq!(needs.base_keys.len(), 3);
+    assert_eq!(needs.lock_keys().len(), 3);
 }

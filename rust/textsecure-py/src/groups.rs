@@ -4,7 +4,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyType};
 
 use textsecure_core::group::{self, DistributionKey};
 use textsecure_core::message::SENDERKEY_TYPE;
@@ -331,6 +331,29 @@ impl SenderKeyRecord {
     }
 }
 
+fn pair<'py>(
+    item: Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<(Bound<'py, Address>, Bound<'py, PyAny>)> {
+    crate::uow::pair(item, what)
+}
+
+fn current_message(m: &Bound<'_, PyAny>) -> PyResult<group::SenderKeyMessage> {
+    m.cast::<SenderKeyMessage>()
+        .map(|m| m.get().inner.clone())
+        .map_err(|_| PyTypeError::new_err("message must be a SenderKeyMessage"))
+}
+
+fn legacy_message(m: &Bound<'_, PyAny>) -> PyResult<group::SenderKeyMessage> {
+    if let Ok(m) = m.cast::<LegacySenderKeyMessage>() {
+        return Ok(m.get().inner.clone());
+    }
+    let data: BytesLike<'_> = m
+        .extract()
+        .map_err(|_| PyTypeError::new_err("message must be a LegacySenderKeyMessage or bytes"))?;
+    group::SenderKeyMessage::deserialize_legacy(&data).py()
+}
+
 // ---------------------------------------------------------------------------------------
 // Ciphers
 // ---------------------------------------------------------------------------------------
@@ -423,6 +446,42 @@ impl GroupCipher {
             message: m.get().inner.clone(),
         };
         run(py, &self.store, op)
+    }
+
+    /// Encrypts many plaintexts: `items` are (sender Address, plaintext) pairs. One result
+    /// per item, in order: the message, or the `textsecure.errors` exception for that item
+    /// (which changed nothing). Items of one sender run in order (consecutive iterations).
+    fn encrypt_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Py<PyList>> {
+        let mut ops = Vec::new();
+        for item in items.try_iter()? {
+            let (sender, p) = pair(item?, "plaintext")?;
+            let plaintext: BytesLike<'_> = p.extract()?;
+            ops.push(Ok(Op::GroupEncrypt {
+                sender: sender.get().inner.clone(),
+                key: self.key.clone(),
+                plaintext: plaintext.to_vec(),
+            }));
+        }
+        crate::uow::run_many(py, self.store.bind(py), ops)
+    }
+
+    /// Decrypts many group messages: `items` are (sender Address, message) pairs. One result
+    /// per item, in order: the plaintext, or the `textsecure.errors` exception for that item
+    /// (which changed nothing). Different senders are decrypted on every core.
+    fn decrypt_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Py<PyList>> {
+        let mut ops = Vec::new();
+        for item in items.try_iter()? {
+            let (sender, m) = pair(item?, "message")?;
+            ops.push(match current_message(&m) {
+                Ok(message) => Ok(Op::GroupDecrypt {
+                    sender: sender.get().inner.clone(),
+                    key: self.key.clone(),
+                    message,
+                }),
+                Err(e) => Err(crate::uow::item_error(py, e)?),
+            });
+        }
+        crate::uow::run_many(py, self.store.bind(py), ops)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -539,6 +598,42 @@ impl LegacyGroupCipher {
             message: m.clone(),
         };
         run(py, &self.store, op)
+    }
+
+    /// Encrypts many plaintexts: `items` are (sender Address, plaintext) pairs. One result
+    /// per item, in order: the message, or the `textsecure.errors` exception for that item
+    /// (which changed nothing). Items of one sender run in order (consecutive iterations).
+    fn encrypt_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Py<PyList>> {
+        let mut ops = Vec::new();
+        for item in items.try_iter()? {
+            let (sender, p) = pair(item?, "plaintext")?;
+            let plaintext: BytesLike<'_> = p.extract()?;
+            ops.push(Ok(Op::GroupEncrypt {
+                sender: sender.get().inner.clone(),
+                key: self.key.clone(),
+                plaintext: plaintext.to_vec(),
+            }));
+        }
+        crate::uow::run_many(py, self.store.bind(py), ops)
+    }
+
+    /// Decrypts many group messages: `items` are (sender Address, message) pairs. One result
+    /// per item, in order: the plaintext, or the `textsecure.errors` exception for that item
+    /// (which changed nothing). Different senders are decrypted on every core.
+    fn decrypt_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Py<PyList>> {
+        let mut ops = Vec::new();
+        for item in items.try_iter()? {
+            let (sender, m) = pair(item?, "message")?;
+            ops.push(match legacy_message(&m) {
+                Ok(message) => Ok(Op::GroupDecrypt {
+                    sender: sender.get().inner.clone(),
+                    key: self.key.clone(),
+                    message,
+                }),
+                Err(e) => Err(crate::uow::item_error(py, e)?),
+            });
+        }
+        crate::uow::run_many(py, self.store.bind(py), ops)
     }
 
     fn __repr__(&self) -> String {

@@ -115,6 +115,30 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Runs a batch: one snapshot of everything it reads under the lock, the plan on every
+    /// core without it (GIL released), one commit; the whole batch again if anything it read
+    /// changed meanwhile.
+    pub(crate) fn run_batch(
+        &self,
+        py: Python<'_>,
+        ops: &[uow::Operation],
+    ) -> PyResult<Vec<textsecure_core::Result<uow::Output>>> {
+        let needs = uow::batch_needs(ops);
+        for _ in 0..crate::uow::MAX_ATTEMPTS {
+            let snap = self.lock()?.snapshot(&needs);
+            let (results, changes) = py.detach(|| uow::plan_batch(ops, &snap));
+            drop(snap);
+            if self.lock()?.apply(changes).is_ok() {
+                return Ok(results);
+            }
+        }
+        Err(StoreError::new_err(
+            "the batch lost the race for its records too many times",
+        ))
+    }
+}
+
 #[pymethods]
 impl MemoryStore {
     #[new]

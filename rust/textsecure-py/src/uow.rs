@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use textsecure_core::curve;
@@ -469,11 +470,15 @@ impl ChangeSet {
                 None => Ok(data),
             }
         };
-        let mut sessions = Vec::with_capacity(cs.sessions.len());
-        for (a, v, r) in cs.sessions {
-            let row = put("sessions", &address_key(&a), r.serialize())?;
-            sessions.push((a, v, row));
-        }
+        // a batch's sessions are serialised (and sealed) on every core
+        let sessions = cs
+            .sessions
+            .into_par_iter()
+            .map(|(a, v, r)| {
+                let row = put("sessions", &address_key(&a), r.serialize())?;
+                Ok((a, v, row))
+            })
+            .collect::<textsecure_core::Result<Vec<_>>>()?;
         let mut identities = Vec::with_capacity(cs.identities.len());
         for (a, k) in cs.identities {
             let row = put("identities", &address_key(&a), k.serialize().to_vec())?;
@@ -773,7 +778,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Snapshot>()?;
     m.add_class::<ChangeSet>()?;
     m.add_class::<Operation>()?;
+    m.add_class::<Batch>()?;
     m.add_function(wrap_pyfunction!(generate_bundle, m)?)?;
+    m.add_function(wrap_pyfunction!(decrypt_many, m)?)?;
+    m.add_function(wrap_pyfunction!(encrypt_many, m)?)?;
     Ok(())
 }
 
@@ -839,4 +847,238 @@ pub(crate) fn store_remote_registration_id(
         .current
         .as_ref()
         .map(|s| s.remote_registration_id))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+// ---------------------------------------------------------------------------------------------
+
+/// Many operations handed to a store's `_execute` as one: `needs()` is everything they read,
+/// `plan(snapshot)` runs them all (on every core, GIL released) and returns one `ChangeSet`
+/// and the list of their results, in order: each a value or a `textsecure.errors` exception.
+#[pyclass(module = "textsecure._native", name = "Batch", frozen)]
+pub(crate) struct Batch {
+    ops: Vec<uow::Operation>,
+}
+
+impl Batch {
+    fn results_to_py<'py>(
+        &self,
+        py: Python<'py>,
+        results: Vec<textsecure_core::Result<Output>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for (op, r) in self.ops.iter().zip(results) {
+            let v = match r {
+                Ok(out) => output_to_py(py, op, out)?,
+                Err(e) => op_error(py, e, op).into_value(py).into_any(),
+            };
+            list.append(v)?;
+        }
+        Ok(list)
+    }
+}
+
+#[pymethods]
+impl Batch {
+    /// Always "batch".
+    #[getter]
+    fn kind(&self) -> &'static str {
+        "batch"
+    }
+
+    /// Always None (a batch has many peers).
+    #[getter]
+    fn remote(&self) -> Option<Address> {
+        None
+    }
+
+    fn __len__(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Everything the batch reads, each record once.
+    fn needs(&self) -> Needs {
+        Needs {
+            inner: uow::batch_needs(&self.ops),
+        }
+    }
+
+    /// Runs every operation on `snapshot` (GIL released, on every core): the rows to write
+    /// for the items that succeeded, and the list of results in order.
+    fn plan(&self, py: Python<'_>, snapshot: &Bound<'_, Snapshot>) -> PyResult<Py<PyTuple>> {
+        let snap = snapshot.get();
+        let sealer = snap.sealer.as_ref().map(|s| &s.get().inner);
+        let guard = snap
+            .inner
+            .lock()
+            .map_err(|_| StoreError::new_err("snapshot lock poisoned"))?;
+        let ops = &self.ops;
+        let planned = py.detach(|| {
+            let (results, cs) = uow::plan_batch(ops, &guard);
+            ChangeSet::rows(cs, sealer).map(|rows| (results, rows))
+        });
+        drop(guard);
+        let (results, rows) = planned.map_err(to_py)?;
+        let list = self.results_to_py(py, results)?;
+        Ok(PyTuple::new(
+            py,
+            [Py::new(py, rows)?.into_any(), list.into_any().unbind()],
+        )?
+        .unbind())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Batch of {} operations>", self.ops.len())
+    }
+}
+
+/// An item that could not become an operation: its error as a value when it is a
+/// `textsecure.errors` exception (bad message bytes), else raised (a wrong type).
+pub(crate) fn item_error(py: Python<'_>, e: PyErr) -> PyResult<Py<PyAny>> {
+    let base = py.import("textsecure.errors")?.getattr("TextSecureError")?;
+    if e.is_instance(py, &base) {
+        Ok(e.into_value(py).into_any())
+    } else {
+        Err(e)
+    }
+}
+
+/// How many items a store takes in one unit of work (`_batch_limit`; unlimited if absent).
+fn batch_limit(store: &Bound<'_, PyAny>) -> PyResult<usize> {
+    match store.getattr_opt("_batch_limit")? {
+        Some(v) if !v.is_none() => Ok(v.extract::<usize>()?.max(1)),
+        _ => Ok(usize::MAX),
+    }
+}
+
+/// Runs `items` (each an operation, or the value already decided for it) on `store`: one
+/// unit of work per store batch limit, the results in order.
+pub(crate) fn run_many(
+    py: Python<'_>,
+    store: &Bound<'_, PyAny>,
+    items: Vec<Result<uow::Operation, Py<PyAny>>>,
+) -> PyResult<Py<PyList>> {
+    let mut slots: Vec<Option<Py<PyAny>>> = Vec::with_capacity(items.len());
+    let mut ops = Vec::new();
+    let mut where_: Vec<usize> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Ok(op) => {
+                slots.push(None);
+                ops.push(op.canonicalize());
+                where_.push(i);
+            }
+            Err(v) => slots.push(Some(v)),
+        }
+    }
+    let mem = store.cast::<MemoryStore>().ok();
+    let limit = if mem.is_some() {
+        usize::MAX
+    } else {
+        batch_limit(store)?
+    };
+    let mut done = 0;
+    while done < ops.len() {
+        let end = ops.len().min(done.saturating_add(limit));
+        let chunk: Vec<uow::Operation> = ops[done..end].to_vec();
+        let batch = Batch { ops: chunk };
+        let values: Bound<'_, PyList> = match mem {
+            Some(m) => {
+                let results = m.get().run_batch(py, &batch.ops)?;
+                batch.results_to_py(py, results)?
+            }
+            None => {
+                let obj = Py::new(py, batch)?;
+                let out = store.call_method1("_execute", (obj,))?;
+                out.cast_into::<PyList>().map_err(|_| {
+                    PyTypeError::new_err("the store's _execute returned no list for a batch")
+                })?
+            }
+        };
+        for (k, v) in values.iter().enumerate() {
+            if let Some(&slot) = where_.get(done + k) {
+                slots[slot] = Some(v.unbind());
+            }
+        }
+        done = end;
+    }
+    let list = PyList::empty(py);
+    for s in slots {
+        list.append(s.unwrap_or_else(|| py.None()))?;
+    }
+    Ok(list.unbind())
+}
+
+pub(crate) fn pair<'py>(
+    item: Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<(Bound<'py, Address>, Bound<'py, PyAny>)> {
+    let t = item
+        .cast_into::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 2)
+        .ok_or_else(|| PyTypeError::new_err(format!("items must be (Address, {what}) pairs")))?;
+    let a = t
+        .get_item(0)?
+        .cast_into::<Address>()
+        .map_err(|_| PyTypeError::new_err(format!("items must be (Address, {what}) pairs")))?;
+    Ok((a, t.get_item(1)?))
+}
+
+/// Decrypts many 1:1 messages: `items` are (Address, PreKeySignalMessage | SignalMessage |
+/// (type, body)) pairs. Returns one result per item, in order: the plaintext, or the
+/// `textsecure.errors` exception for that item (which changed nothing). Items for one address
+/// are decrypted in order; the crypto runs on every core with the GIL released; a durable
+/// store loads once and commits once (per `_batch_limit` items).
+#[pyfunction]
+#[pyo3(signature = (store, items, *, pq_ratchet = None, local_address = None))]
+pub(crate) fn decrypt_many(
+    py: Python<'_>,
+    store: &Bound<'_, PyAny>,
+    items: &Bound<'_, PyAny>,
+    pq_ratchet: Option<&Bound<'_, PyAny>>,
+    local_address: Option<&Bound<'_, Address>>,
+) -> PyResult<Py<PyList>> {
+    check_store(store)?;
+    let options = session_options(pq_ratchet, local_address)?;
+    let mut ops = Vec::new();
+    for item in items.try_iter()? {
+        let (a, m) = pair(item?, "message")?;
+        ops.push(match crate::cipher::message_arg(&m) {
+            Ok(message) => Ok(uow::Operation::Decrypt {
+                remote: a.get().inner.clone(),
+                message,
+                options: options.clone(),
+            }),
+            Err(e) => Err(item_error(py, e)?),
+        });
+    }
+    run_many(py, store, ops)
+}
+
+/// Encrypts many plaintexts: `items` are (Address, plaintext) pairs. Returns one result per
+/// item, in order: the message, or the `textsecure.errors` exception for that item (which
+/// changed nothing). Items for one address are encrypted in order (consecutive counters).
+#[pyfunction]
+#[pyo3(signature = (store, items, *, local_address = None))]
+pub(crate) fn encrypt_many(
+    py: Python<'_>,
+    store: &Bound<'_, PyAny>,
+    items: &Bound<'_, PyAny>,
+    local_address: Option<&Bound<'_, Address>>,
+) -> PyResult<Py<PyList>> {
+    check_store(store)?;
+    let options = session_options(None, local_address)?;
+    let mut ops = Vec::new();
+    for item in items.try_iter()? {
+        let (a, p) = pair(item?, "plaintext")?;
+        let plaintext: BytesLike<'_> = p.extract()?;
+        ops.push(Ok(uow::Operation::Encrypt {
+            remote: a.get().inner.clone(),
+            plaintext: plaintext.to_vec(),
+            options: options.clone(),
+        }));
+    }
+    run_many(py, store, ops)
 }
