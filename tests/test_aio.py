@@ -385,11 +385,20 @@ def test_errors_are_typed_and_change_nothing(env: Env) -> None:
 # -- batches ------------------------------------------------------------------------------
 
 
-def test_batches(env: Env) -> None:
-    """decrypt_many / encrypt_many: results in order, errors in place, sessions in order."""
+@pytest.mark.parametrize("native", [True, False], ids=["native-batches", "fallback"])
+def test_batches(env: Env, native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """decrypt_many / encrypt_many: results in order, errors in place, sessions in order;
+    with textsecure's batch calls, and with the fallback (one unit of work per message)."""
+    if native and not hasattr(ts, "decrypt_many"):
+        pytest.skip("textsecure.decrypt_many is not in this build")
+    if not native:
+        monkeypatch.delattr(ts, "decrypt_many", raising=False)
+        monkeypatch.delattr(ts, "encrypt_many", raising=False)
 
     async def main() -> None:
         async with env.store("alice") as alice:
+            if isinstance(alice, aio.AsyncPostgresStore):
+                assert isinstance(alice.sync, ts.PostgresStore)  # its _batch_limit too
             bundle = await new_bundle(alice, kyber=False, one_time=False)
             peers = {
                 ts.Address(f"peer{i}", 1): ts.MemoryStore(ts.IdentityKeyPair.generate(), 9)

@@ -449,6 +449,7 @@ async def decrypt_many(
     items: Iterable[tuple[Address, Message]],
     *,
     pq_ratchet: PqRatchet | None = None,
+    local_address: Address | None = None,
 ) -> list[bytes | errors.TextSecureError]:
     """Decrypts many 1:1 messages: ``items`` are ``(sender, message)`` pairs; returns, in
     order, each plaintext or the ``textsecure.errors`` exception that item raised (a failed
@@ -462,17 +463,19 @@ async def decrypt_many(
     native: Callable[..., list[bytes | errors.TextSecureError]] | None = getattr(
         textsecure, "decrypt_many", None
     )
+    options: dict[str, Any] = {}
+    if pq_ratchet is not None:
+        options["pq_ratchet"] = pq_ratchet
+    if local_address is not None:
+        options["local_address"] = local_address
     if native is not None:
-        kwargs = {} if pq_ratchet is None else {"pq_ratchet": pq_ratchet}
-        return await _offload(store, native, _sync_store(store), batch, **kwargs)
+        return await _offload(store, native, _sync_store(store), batch, **options)
     if isinstance(store, AsyncPostgresStore):
-        return await _each_session(
-            store, batch, lambda a, m: Operation.decrypt(a, m, pq_ratchet=pq_ratchet)
-        )
+        return await _each_session(store, batch, lambda a, m: Operation.decrypt(a, m, **options))
     sync = _sync_store(store)
 
     def one(address: Address, message: Any) -> bytes:
-        return SessionCipher(sync, address, pq_ratchet=pq_ratchet).decrypt(message)
+        return SessionCipher(sync, address, **options).decrypt(message)
 
     return await _offload(store, _each, one, batch)
 

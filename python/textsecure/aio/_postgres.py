@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from textsecure import errors
 from textsecure._native import IdentityKeyPair, Operation
-from textsecure.stores import DurableStore
+from textsecure.stores import DurableStore, PostgresStore
 from textsecure.stores._base import MAX_ATTEMPTS, _check, _Reads, _store_error
 from textsecure.stores._sql import _PG_LOCK, PostgresEngine, Result, Statement, _to_psycopg
 from textsecure.stores.protocol import Conflict
@@ -217,11 +217,29 @@ class _BridgedEngine(PostgresEngine):
         return None  # the pool is the async store's
 
 
-class _SyncPostgresStore(DurableStore):
-    """``AsyncPostgresStore.sync``: the sync ``DurableStore`` on the async store's pool, for
-    worker threads."""
+class _SyncPostgresStore(PostgresStore):
+    """``AsyncPostgresStore.sync``: a ``PostgresStore`` on the async store's pool (every
+    round trip a coroutine on the loop), for worker threads."""
 
     _engine: _BridgedEngine
+
+    def __init__(
+        self,
+        engine: _BridgedEngine,
+        *,
+        account: str,
+        identity: IdentityKeyPair | None,
+        registration_id: int | None,
+        key: Buffer | None,
+    ) -> None:
+        DurableStore.__init__(
+            self,
+            engine,
+            account=account,
+            identity=identity,
+            registration_id=registration_id,
+            key=key,
+        )
 
     def __repr__(self) -> str:
         return f"<AsyncPostgresStore.sync account={self._account!r}>"
@@ -244,7 +262,7 @@ def _is_async_pool(target: object) -> bool:
     return module is not None and isinstance(target, module.AsyncConnectionPool)
 
 
-class AsyncPostgresStore(AsyncDurableStore[DurableStore]):
+class AsyncPostgresStore(AsyncDurableStore[PostgresStore]):
     """Every protocol store of ``account`` in a PostgreSQL database, for asyncio, on psycopg's
     ``AsyncConnectionPool``: ``target`` is a connection string (the store opens a pool of
     ``pool_size`` connections and closes it) or an ``AsyncConnectionPool`` (the
@@ -299,7 +317,7 @@ class AsyncPostgresStore(AsyncDurableStore[DurableStore]):
 
     # -- life cycle ---------------------------------------------------------------------
 
-    async def _open_sync(self) -> DurableStore:
+    async def _open_sync(self) -> PostgresStore:
         try:
             import psycopg_pool
         except ImportError as e:  # pragma: no cover - depends on the installation
