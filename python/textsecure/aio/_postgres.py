@@ -45,6 +45,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 NativeStatement = tuple[str, tuple[Any, ...]]
 
+#: statements queued in a pipeline between two yields to the event loop (a batch of many
+#: sessions queues hundreds; each costs psycopg some tens of microseconds of Python)
+_YIELD_EVERY = 32
+
 
 class _AsyncEngine:
     """The database half that runs on the event loop: pooled connections (in autocommit
@@ -127,9 +131,15 @@ class _AsyncEngine:
         async with conn.pipeline():
             if opener is not None:
                 await conn.execute(opener)
-            for key in lock_keys:
+            for i, key in enumerate(lock_keys, 1):
                 await conn.execute(_PG_LOCK, (account, key))
-            cursors = [await conn.execute(sql, params) for sql, params in reads]
+                if i % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a batch's statements: let other coroutines run
+            cursors = []
+            for i, (sql, params) in enumerate(reads, 1):
+                cursors.append(await conn.execute(sql, params))
+                if i % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         return [await cur.fetchone() for cur in cursors]
 
     async def write_unit(
@@ -144,7 +154,11 @@ class _AsyncEngine:
                 await conn.execute(closer)
             return []
         async with conn.pipeline():
-            cursors = [await conn.execute(sql, params) for sql, params in writes]
+            cursors = []
+            for i, (sql, params) in enumerate(writes, 1):
+                cursors.append(await conn.execute(sql, params))
+                if i % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a batch's statements: let other coroutines run
             if closer is not None:
                 await conn.execute(closer)
         return [cur.rowcount for cur in cursors]
