@@ -7,7 +7,8 @@
 #   fuzz/tools/fuzz.sh cmin                         merge fuzz/corpus-work into fuzz/corpus, minimized
 #
 # Env: FUZZ_TARGETS (default: all), FUZZ_SANITIZER (none|address, default none: the core is
-# forbid(unsafe_code)), FUZZ_SECONDS, CONVERSATION_FUZZ_{SEED,RUNS,STEPS,JUMPS}.
+# forbid(unsafe_code)), FUZZ_SECONDS, CONVERSATION_FUZZ_{SEED,RUNS,STEPS,JUMPS},
+# CONVERSATION_UOW_FUZZ_{SEED,RUNS,STEPS} (the unit-of-work runner on failing stores).
 # New corpus entries go to fuzz/corpus-work/<target> (ignored by git); crashes to
 # fuzz/artifacts/<target>/. A summary with executions per target is printed at the end and
 # written to fuzz/artifacts/summary.txt.
@@ -63,13 +64,13 @@ run_target() {
 }
 
 conversation_runner() {
-    local runs=$1 steps=$2
-    echo "== corpus replay (all inputs) and conversation runner: $runs runs x $steps steps (optimized build)"
-    CONVERSATION_FUZZ_RUNS=$runs CONVERSATION_FUZZ_STEPS=$steps \
-        cargo test -q -p textsecure-core --test conversation_fuzz --test fuzz_corpus \
+    local runs=$1 steps=$2 uow_runs=$3
+    echo "== corpus replay (all inputs) and conversation runners: $runs runs x $steps steps; unit of work on failing stores: $uow_runs runs (optimized build)"
+    CONVERSATION_FUZZ_RUNS=$runs CONVERSATION_FUZZ_STEPS=$steps CONVERSATION_UOW_FUZZ_RUNS=$uow_runs \
+        cargo test -q -p textsecure-core --test conversation_fuzz --test conversation_uow_fuzz --test fuzz_corpus \
         --config 'profile.fuzzrun.inherits="release"' --config 'profile.fuzzrun.lto="off"' \
         --config 'profile.fuzzrun.codegen-units=16' --profile fuzzrun \
-        -- --nocapture 2>&1 | grep -E 'conversation fuzz|replayed|panicked|violated|test result|error' | tee -a "$SUMMARY"
+        -- --nocapture 2>&1 | grep -E 'conversation fuzz|conversation_uow fuzz|replayed|panicked|violated|test result|error' | tee -a "$SUMMARY"
     return "${PIPESTATUS[0]}"
 }
 
@@ -81,7 +82,8 @@ run)
     build || exit 1
     fail=0
     for t in $TARGETS; do run_target "$t" "$secs" || fail=1; done
-    conversation_runner "${CONVERSATION_FUZZ_RUNS:-20}" "${CONVERSATION_FUZZ_STEPS:-5000}" || fail=1
+    conversation_runner "${CONVERSATION_FUZZ_RUNS:-20}" "${CONVERSATION_FUZZ_STEPS:-5000}" \
+        "${CONVERSATION_UOW_FUZZ_RUNS:-20}" || fail=1
     awk '/execs/ {s += $2} END {printf "total: %d executions\n", s}' "$SUMMARY" | tee -a "$SUMMARY"
     exit $fail
     ;;
@@ -100,7 +102,8 @@ ci)
         # In CI (TEXTSECURE_STRICT=1) losing coverage guidance is a failure, like a skipped test.
         [ "${TEXTSECURE_STRICT:-0}" = 1 ] && fail=1
     fi
-    conversation_runner "${CONVERSATION_FUZZ_RUNS:-4}" "${CONVERSATION_FUZZ_STEPS:-3000}" || fail=1
+    conversation_runner "${CONVERSATION_FUZZ_RUNS:-4}" "${CONVERSATION_FUZZ_STEPS:-3000}" \
+        "${CONVERSATION_UOW_FUZZ_RUNS:-4}" || fail=1
     awk '/execs/ {s += $2} END {printf "total: %d executions\n", s}' "$SUMMARY" | tee -a "$SUMMARY"
     exit $fail
     ;;

@@ -9,6 +9,7 @@
 //!
 //! A target must not panic on any input except to report a broken invariant.
 
+pub mod flaky_store;
 pub mod support;
 pub mod vector_bobs;
 
@@ -46,5 +47,6 @@ targets! {
     spqr_message,
     spqr_state,
     sealed_sender_multi,
+    conversation_uow,
     conversation,
 }

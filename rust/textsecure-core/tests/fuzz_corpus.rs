@@ -48,6 +48,7 @@ const DEBUG_SAMPLE: usize = 24;
 /// SPQR chains stepped, envelopes opened): sampled in debug builds.
 const SLOW_IN_DEBUG: &[&str] = &[
     "conversation",
+    "conversation_uow",
     "group_decrypt",
     "sealed_sender_envelope",
     "spqr_message",
