@@ -640,8 +640,8 @@ class DurableStore(_PreKeyMethods):
             ended = early
             _check(counts, checked)
             if not early:
+                engine.commit(conn)  # a COMMIT that fails is rolled back below
                 ended = True
-                engine.commit(conn)
             return result
         except BaseException:
             if not ended:
