@@ -977,7 +977,7 @@ pub fn plan_batch(ops: &[Operation], snapshot: &Snapshot) -> (Vec<Result<Output>
     use rayon::prelude::*;
     let needs: Vec<Result<Needs>> = ops.iter().map(Operation::needs).collect();
     let groups = batch_groups(ops, &needs, snapshot);
-    let planned: Vec<PlannedGroup> = if groups.len() <= 1 {
+    let planned: Vec<PlannedGroup> = if groups.len() <= 1 || rayon::current_num_threads() <= 1 {
         groups
             .iter()
             .map(|g| plan_group(ops, g, snapshot))

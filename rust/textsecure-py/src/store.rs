@@ -115,19 +115,36 @@ impl MemoryStore {
     }
 }
 
+/// Items per unit of work of a batch on a `MemoryStore`.
+const MEMORY_CHUNK: usize = 256;
+
 impl MemoryStore {
-    /// Runs a batch: one snapshot of everything it reads under the lock, the plan on every
-    /// core without it (GIL released), one commit; the whole batch again if anything it read
-    /// changed meanwhile.
+    /// Runs a batch in chunks of [`MEMORY_CHUNK`] items, in order: for each, one snapshot of
+    /// everything it reads under the lock, the plan on every core without it (GIL released),
+    /// one commit; the chunk again if anything it read changed meanwhile. (Chunks keep the
+    /// snapshot's records in cache: one snapshot of 10,000 sessions halves the throughput.)
     pub(crate) fn run_batch(
         &self,
         py: Python<'_>,
         ops: &[uow::Operation],
     ) -> PyResult<Vec<textsecure_core::Result<uow::Output>>> {
+        py.detach(|| {
+            let mut results = Vec::with_capacity(ops.len());
+            for chunk in ops.chunks(MEMORY_CHUNK) {
+                results.extend(self.run_chunk(chunk)?);
+            }
+            Ok(results)
+        })
+    }
+
+    fn run_chunk(
+        &self,
+        ops: &[uow::Operation],
+    ) -> PyResult<Vec<textsecure_core::Result<uow::Output>>> {
         let needs = uow::batch_needs(ops);
         for _ in 0..crate::uow::MAX_ATTEMPTS {
             let snap = self.lock()?.snapshot(&needs);
-            let (results, changes) = py.detach(|| uow::plan_batch(ops, &snap));
+            let (results, changes) = uow::plan_batch(ops, &snap);
             drop(snap);
             if self.lock()?.apply(changes).is_ok() {
                 return Ok(results);
