@@ -10,7 +10,7 @@ BUILT  := $(VENV)/.built
 NPM_STAMP := tests/interop/node_modules/.installed
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock
 
-.PHONY: all demo test test-rust test-python test-unit docs bench bench-python bench-rust bench-stores lint fmt \
+.PHONY: all demo test test-rust test-python test-unit docs bench bench-python bench-rust bench-stores bench-batches bench-aio bench-peers lint fmt \
         build build-dev venv peers clean fuzz
 
 all: lint test
@@ -83,6 +83,24 @@ bench-rust:
 bench-stores: $(BUILT)
 	$(PY) benches/stores.py
 
+# decrypt_many on one core and on every core, and Python threads (docs/throughput.md); in-chain
+# messages, then messages that each take a DH ratchet step.
+bench-batches: $(BUILT)
+	$(PY) benches/batch_scaling.py --workload chain
+	$(PY) benches/batch_scaling.py --workload ratchet --per 1
+
+# The event loop's heartbeat while textsecure.aio decrypts 10,000 sessions (docs/asyncio.md);
+# TEXTSECURE_AIO_PG_DSN=<conninfo> adds PostgreSQL.
+bench-aio: $(BUILT)
+	$(PY) benches/aio_heartbeat.py
+
+# textsecure against every peer (vodozemac, python-olm, python-axolotl, Syndace's DoubleRatchet
+# + X3DH, libsignal-client 0.103, libsignal-node 6.0.0), installed at bench time only into
+# benches/peers/.venv-peers and benches/peers/node_modules; writes docs/benchmarks.md + .png
+# (about 6-10 minutes; BENCH_QUICK=1 for a smoke test, written to benches/peers/results/).
+bench-peers: $(BUILT)
+	$(PY) benches/peers/run.py
+
 lint: $(BUILT)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -102,7 +120,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) target tests/interop/node_modules
+	rm -rf $(VENV) target tests/interop/node_modules benches/peers/.venv-peers benches/peers/node_modules
 
 # --- fuzzing (docs/fuzzing.md): cargo-fuzz on stable Rust (RUSTC_BOOTSTRAP=1) ---------------
 # `FUZZ_SECONDS=60 make fuzz` runs every target that long, then the conversation runner.

@@ -1,6 +1,7 @@
 """Batch decryption on one core and on every core: ``decrypt_many`` with the rayon pool
 limited to 1 thread and with all threads, in alternated runs (1, N, 1, N, ...), on
-MemoryStore and SQLiteStore; and the same messages decrypted one call at a time.
+MemoryStore and SQLiteStore; and the same messages decrypted one call at a time, from one
+Python thread and from one Python thread per core.
 
     .venv/bin/python benches/batch_scaling.py [--sessions 2000] [--per 5] [--pairs 3]
 
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 
 def worker(
@@ -29,7 +31,9 @@ def worker(
         MemoryStore,
         PreKeyBundle,
         PreKeyRecord,
+        PreKeySignalMessage,
         SessionCipher,
+        SignalMessage,
         SignedPreKeyRecord,
         SQLiteStore,
         decrypt_many,
@@ -72,7 +76,7 @@ def worker(
     decrypt_many(bob, first)
     body = b"x" * 100
 
-    def next_batch() -> list[tuple[Address, object]]:
+    def next_batch() -> list[tuple[Address, SignalMessage | PreKeySignalMessage]]:
         if workload == "ratchet":
             # bob answers every peer first: each peer's next message starts a new chain, so
             # bob's decryption of it takes a DH ratchet step (two X25519 and a key pair)
@@ -90,6 +94,15 @@ def worker(
         t = time.perf_counter()
         if mode == "batch":
             out = decrypt_many(bob, batch)
+        elif mode == "threads":
+            # one Python thread per core, each with its own sessions, one call per message
+            n = os.cpu_count() or 1
+            parts = [[x for i, x in enumerate(batch) if hash(x[0]) % n == k] for k in range(n)]
+            with ThreadPoolExecutor(n) as pool:
+                done = pool.map(
+                    lambda part: [SessionCipher(bob, addr).decrypt(m) for addr, m in part], parts
+                )
+                out = [r for rs in done for r in rs]
         else:
             out = [SessionCipher(bob, addr).decrypt(m) for addr, m in batch]
         dt = time.perf_counter() - t
@@ -128,22 +141,26 @@ def main() -> None:
         f"each session's first message {what})"
     )
     for kind in a.kinds.split(","):
-        ratios, vs_seq = [], []
+        ratios, vs_seq, thr = [], [], []
         for p in range(a.pairs):
             one = run(kind, "batch", 1)
             many = run(kind, "batch", cores)
             seq = run(kind, "sequential", cores)
+            threads = run(kind, "threads", cores)
             ratios.append(many / one)
             vs_seq.append(many / seq)
+            thr.append(threads / seq)
             print(
-                f"{kind:7} pair {p + 1}: one-by-one {seq:9.0f} msg/s | batch 1 thread "
-                f"{one:9.0f} | batch {cores} threads {many:9.0f} msg/s"
+                f"{kind:7} round {p + 1}: one-by-one {seq:8.0f} msg/s | {cores} threads one-by-one "
+                f"{threads:8.0f} | batch on 1 thread {one:8.0f} | batch on {cores} {many:8.0f}"
             )
-        print(
-            f"{kind:7} batch {cores} threads / 1 thread: median {statistics.median(ratios):.2f}x "
-            f"({', '.join(f'{r:.2f}' for r in ratios)}); batch / one-by-one: median "
-            f"{statistics.median(vs_seq):.2f}x"
-        )
+
+        def med(v: list[float]) -> str:
+            return f"{statistics.median(v):.2f}x ({', '.join(f'{r:.2f}' for r in v)})"
+
+        print(f"{kind:7} batch, {cores} threads / 1 thread: {med(ratios)}")
+        print(f"{kind:7} batch on {cores} threads / one-by-one: {med(vs_seq)}")
+        print(f"{kind:7} {cores} Python threads / one thread, one-by-one: {med(thr)}")
 
 
 if __name__ == "__main__":

@@ -371,3 +371,36 @@ def test_threads_share_sessions_without_forking() -> None:
     others = [r for g in got for r in g if not isinstance(r, bytes)]
     assert len(others) == 3 * len(msgs)
     assert all(isinstance(r, errors.DuplicateMessage) for r in others)
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32], ids=["clear", "sealed"])
+def test_a_damaged_session_row_fails_only_its_items(tmp_path: Any, key: bytes | None) -> None:
+    """A stored session row that does not open or parse fails the batch items of that
+    session with InvalidRecord; the other sessions of the batch go ahead."""
+    import sqlite3
+
+    from textsecure import SQLiteStore
+
+    path = str(tmp_path / "bob.db")
+    bob = SQLiteStore(path, account="bob", key=key)
+    try:
+        senders = _senders(bob, 3)
+        first = [(addr, SessionCipher(a, BOB).encrypt(b"hi")) for a, addr in senders]
+        assert decrypt_many(bob, first) == [b"hi"] * 3
+        items = [(addr, SessionCipher(a, BOB).encrypt(b"next")) for a, addr in senders]
+        damaged = senders[1][1].canonical()
+        with sqlite3.connect(path) as db:
+            n = db.execute(
+                "UPDATE sessions SET record = ? WHERE account = 'bob' AND address = ?",
+                (b"\x0a\x05junk!", str(damaged)),
+            ).rowcount
+        assert n == 1
+        results = decrypt_many(bob, items)
+        assert results[0] == b"next"
+        assert isinstance(results[1], errors.InvalidRecord)
+        assert results[2] == b"next"
+        # the one-by-one call reports the same
+        with pytest.raises(errors.InvalidRecord):
+            SessionCipher(bob, damaged).decrypt(items[1][1])
+    finally:
+        bob.close()

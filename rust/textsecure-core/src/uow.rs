@@ -112,6 +112,7 @@ pub struct Snapshot {
     identity: IdentityKeyPair,
     registration_id: u32,
     sessions: HashMap<Address, (Option<SessionRecord>, Version)>,
+    damaged_sessions: HashMap<Address, Error>,
     identities: HashMap<Address, Option<PublicKey>>,
     prekeys: HashMap<u32, Option<PreKeyRecord>>,
     signed_prekeys: HashMap<u32, Option<SignedPreKeyRecord>>,
@@ -127,6 +128,7 @@ impl Snapshot {
             identity,
             registration_id,
             sessions: HashMap::new(),
+            damaged_sessions: HashMap::new(),
             identities: HashMap::new(),
             prekeys: HashMap::new(),
             signed_prekeys: HashMap::new(),
@@ -147,6 +149,13 @@ impl Snapshot {
         version: Version,
     ) {
         self.sessions.insert(address, (record, version));
+    }
+    /// A stored session of `address` that could not be read (`error`, e.g. an invalid
+    /// record): every operation that reads or writes it fails with that error, the others
+    /// (of a batch) are unaffected.
+    pub fn add_damaged_session(&mut self, address: Address, error: Error) {
+        self.sessions.remove(&address);
+        self.damaged_sessions.insert(address, error);
     }
     /// The stored identity of `address`.
     pub fn add_identity(&mut self, address: Address, key: Option<PublicKey>) {
@@ -242,7 +251,15 @@ impl<'a> Staged<'a> {
     }
 
     fn snap_session(&self, a: &Address) -> Result<&(Option<SessionRecord>, Version)> {
-        self.snap.sessions.get(a).ok_or(NOT_LOADED)
+        match self.snap.sessions.get(a) {
+            Some(s) => Ok(s),
+            None => Err(self
+                .snap
+                .damaged_sessions
+                .get(a)
+                .cloned()
+                .unwrap_or(NOT_LOADED)),
+        }
     }
 
     fn snap_sender_key(

@@ -285,6 +285,40 @@ impl Needs {
 pub(crate) struct Snapshot {
     inner: Mutex<uow::Snapshot>,
     sealer: Option<Py<RecordSealer>>,
+    /// Session rows as stored, opened and parsed when a plan runs (on every core, with the
+    /// GIL released): (address, row, version).
+    pending: Mutex<Vec<PendingSession>>,
+}
+
+type PendingSession = (textsecure_core::address::Address, Row, u64);
+
+/// Opens and parses the pending session rows of a snapshot (in parallel) into it; a row that
+/// fails makes its session damaged (its operations fail with InvalidRecord, no others do).
+fn materialize(
+    pending: Vec<PendingSession>,
+    sealer: Option<&seal::RecordSealer>,
+    snap: &mut uow::Snapshot,
+) {
+    let parse = |(a, row, v): PendingSession| {
+        let rec = match sealer {
+            Some(s) => s.open("sessions", &address_key(&a), &row),
+            None => Ok(row),
+        }
+        .and_then(|plain| state::SessionRecord::deserialize(&plain));
+        (a, rec, v)
+    };
+    let parsed: Vec<_> = if pending.len() > 8 {
+        pending.into_par_iter().map(parse).collect()
+    } else {
+        pending.into_iter().map(parse).collect()
+    };
+    for (a, rec, v) in parsed {
+        match rec {
+            Ok(r) => snap.add_session(a, Some(r), v),
+            Err(Error::InvalidRecord(m)) => snap.add_damaged_session(a, Error::InvalidRecord(m)),
+            Err(e) => snap.add_damaged_session(a, e),
+        }
+    }
 }
 
 impl Snapshot {
@@ -293,6 +327,11 @@ impl Snapshot {
             Some(s) => s.get().inner.open(table, row_key, data).py(),
             None => Ok(Zeroizing::new(data.to_vec())),
         }
+    }
+    fn take_pending(&self) -> PyResult<Vec<PendingSession>> {
+        Ok(std::mem::take(&mut *self.pending.lock().map_err(|_| {
+            StoreError::new_err("snapshot lock poisoned")
+        })?))
     }
     fn with<R>(&self, f: impl FnOnce(&mut uow::Snapshot) -> R) -> PyResult<R> {
         let mut g = self
@@ -322,6 +361,7 @@ impl Snapshot {
                 registration_id.0,
             )),
             sealer,
+            pending: Mutex::new(Vec::new()),
         }
     }
     #[pyo3(signature = (address, record, version))]
@@ -332,14 +372,18 @@ impl Snapshot {
         version: Int<u64>,
     ) -> PyResult<()> {
         let a = address.get().inner.canonical();
-        let rec = match record {
+        match record {
             Some(b) => {
-                let plain = self.open("sessions", &address_key(&a), &b)?;
-                Some(state::SessionRecord::deserialize(&plain).py()?)
+                // opened and parsed when the plan runs, in parallel and without the GIL
+                let row = Zeroizing::new(b.to_vec());
+                self.pending
+                    .lock()
+                    .map_err(|_| StoreError::new_err("snapshot lock poisoned"))?
+                    .push((a, row, version_arg(version)));
+                Ok(())
             }
-            None => None,
-        };
-        self.with(|s| s.add_session(a, rec, version_arg(version)))
+            None => self.with(|s| s.add_session(a, None, version_arg(version))),
+        }
     }
     fn add_identity(
         &self,
@@ -711,8 +755,12 @@ impl Operation {
             .lock()
             .map_err(|_| StoreError::new_err("snapshot lock poisoned"))?;
         let op = &self.inner;
+        let pending = snap.take_pending()?;
+        let mut guard = guard;
+        let snapshot: &mut uow::Snapshot = &mut guard;
         let planned = py.detach(|| {
-            let (out, cs) = uow::plan(op, &guard)?;
+            materialize(pending, sealer, snapshot);
+            let (out, cs) = uow::plan(op, snapshot)?;
             Ok::<_, Error>((out, ChangeSet::rows(cs, sealer)?))
         });
         drop(guard);
@@ -914,8 +962,12 @@ impl Batch {
             .lock()
             .map_err(|_| StoreError::new_err("snapshot lock poisoned"))?;
         let ops = &self.ops;
+        let pending = snap.take_pending()?;
+        let mut guard = guard;
+        let snapshot: &mut uow::Snapshot = &mut guard;
         let planned = py.detach(|| {
-            let (results, cs) = uow::plan_batch(ops, &guard);
+            materialize(pending, sealer, snapshot);
+            let (results, cs) = uow::plan_batch(ops, snapshot);
             ChangeSet::rows(cs, sealer).map(|rows| (results, rows))
         });
         drop(guard);
