@@ -4,6 +4,10 @@
 //! * XEdDSA follows libsignal's convention: the signer does not negate its Edwards key; it
 //!   stores the sign bit of `A` in the top bit of the signature's last byte, and the verifier
 //!   reads it from there (see protocol-notes §7).
+//! * X25519 (agreement and public keys) runs on AWS-LC (aws-lc-rs; on x86-64 and aarch64
+//!   s2n-bignum's formally verified assembly) under the `fast-x25519` feature (on by default),
+//!   else on curve25519-dalek; both give the same bytes (tests below, docs/curve.md). XEdDSA
+//!   and the point checks always use curve25519-dalek.
 
 use core::fmt;
 use std::sync::OnceLock;
@@ -18,6 +22,110 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Error, Result};
+
+/// The X25519 scalar multiplications of [`PrivateKey::public_key`] and [`PrivateKey::agree`],
+/// one module per backend with the same two functions; `active` is the one the keys use.
+mod x25519 {
+    #[cfg(feature = "fast-x25519")]
+    pub(super) use self::aws_lc as active;
+    #[cfg(not(feature = "fast-x25519"))]
+    pub(super) use self::dalek as active;
+
+    /// curve25519-dalek (the Montgomery ladder; the fixed base through the Edwards basepoint
+    /// table).
+    #[cfg_attr(feature = "fast-x25519", allow(dead_code))]
+    pub(super) mod dalek {
+        use curve25519_dalek::montgomery::MontgomeryPoint;
+        use subtle::ConstantTimeEq;
+        use zeroize::Zeroizing;
+
+        /// The public key of the (clamped) private bytes `k`.
+        pub(in crate::curve) fn public(k: &[u8; 32]) -> [u8; 32] {
+            MontgomeryPoint::mul_base_clamped(*k).to_bytes()
+        }
+
+        /// X25519(`k`, `u`), or `None` when it is all zero (a low-order `u`).
+        pub(in crate::curve) fn agree(k: &[u8; 32], u: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+            let shared = Zeroizing::new(MontgomeryPoint(*u).mul_clamped(*k).to_bytes());
+            if bool::from(shared.ct_eq(&[0u8; 32])) {
+                None
+            } else {
+                Some(shared)
+            }
+        }
+    }
+
+    /// AWS-LC through aws-lc-rs. Importing a raw private key (`EVP_PKEY_new_raw_private_key`)
+    /// computes its public key, so `agree` costs one fixed-base and one variable-base
+    /// multiplication; still faster than dalek's one (docs/curve.md). AWS-LC keeps the key in
+    /// memory it wipes when freed.
+    #[cfg(feature = "fast-x25519")]
+    pub(super) mod aws_lc {
+        use aws_lc_rs::agreement::{agree as lc_agree, PrivateKey, UnparsedPublicKey, X25519};
+        use zeroize::Zeroizing;
+
+        /// The public key of the (clamped) private bytes `k`.
+        pub(in crate::curve) fn public(k: &[u8; 32]) -> [u8; 32] {
+            PrivateKey::from_private_key(&X25519, k)
+                .ok()
+                .and_then(|key| key.compute_public_key().ok())
+                .and_then(|p| <[u8; 32]>::try_from(p.as_ref()).ok())
+                // AWS-LC fails here only when it cannot allocate: compute it without AWS-LC.
+                .unwrap_or_else(|| super::dalek::public(k))
+        }
+
+        /// X25519(`k`, `u`), or `None` when it is all zero (a low-order `u`): AWS-LC's
+        /// `X25519` refuses an all-zero output (checked in constant time). An allocation
+        /// failure inside AWS-LC also gives `None`.
+        pub(in crate::curve) fn agree(k: &[u8; 32], u: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+            let key = PrivateKey::from_private_key(&X25519, k).ok()?;
+            let mut shared = Zeroizing::new([0u8; 32]);
+            lc_agree(&key, UnparsedPublicKey::new(&X25519, u), (), |s| {
+                shared.copy_from_slice(s.get(..32).ok_or(())?);
+                Ok(())
+            })
+            .ok()?;
+            Some(shared)
+        }
+    }
+}
+
+/// X25519 operations by kind on this thread, counted in test builds only (the counts of a
+/// handshake and a round trip in docs/curve.md: `handshake_and_round_trip_op_counts` below).
+#[cfg(test)]
+pub(crate) mod op_count {
+    use std::cell::Cell;
+
+    /// Operations since the last [`take`].
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub(crate) struct Counts {
+        /// Fixed-base X25519: `PrivateKey::public_key` (key generation).
+        pub(crate) fixed_base: u32,
+        /// Variable-base X25519: `PrivateKey::agree`.
+        pub(crate) variable_base: u32,
+        /// XEdDSA signatures made.
+        pub(crate) signs: u32,
+        /// XEdDSA signatures verified.
+        pub(crate) verifies: u32,
+    }
+
+    thread_local! {
+        static COUNTS: Cell<Counts> = Cell::new(Counts::default());
+    }
+
+    pub(crate) fn bump(f: impl FnOnce(&mut Counts)) {
+        COUNTS.with(|c| {
+            let mut v = c.get();
+            f(&mut v);
+            c.set(v);
+        });
+    }
+
+    /// The counts so far, reset to zero.
+    pub(crate) fn take() -> Counts {
+        COUNTS.with(|c| c.replace(Counts::default()))
+    }
+}
 
 /// The type byte of a Curve25519 ("DJB") public key.
 pub const DJB_TYPE: u8 = 0x05;
@@ -132,6 +240,8 @@ fn xeddsa_verify(
     parts: &[&[u8]],
     sig: &[u8; SIGNATURE_LENGTH],
 ) -> bool {
+    #[cfg(test)]
+    op_count::bump(|c| c.verifies += 1);
     let mut s_bytes = [0u8; 32];
     s_bytes.copy_from_slice(&sig[32..]);
     s_bytes[31] &= 0x7f;
@@ -159,6 +269,8 @@ fn xeddsa_sign<R: RngCore + CryptoRng>(
     parts: &[&[u8]],
     rng: &mut R,
 ) -> [u8; SIGNATURE_LENGTH] {
+    #[cfg(test)]
+    op_count::bump(|c| c.signs += 1);
     let mut z = Zeroizing::new([0u8; 64]);
     rng.fill_bytes(z.as_mut());
     let sign_bit = ed_public[31] & 0x80;
@@ -246,16 +358,17 @@ impl PrivateKey {
 
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(MontgomeryPoint::mul_base_clamped(self.0).to_bytes())
+        #[cfg(test)]
+        op_count::bump(|c| c.fixed_base += 1);
+        PublicKey(x25519::active::public(&self.0))
     }
 
     /// X25519 agreement; rejects an all-zero shared secret (a low-order peer key).
     pub fn agree(&self, their: &PublicKey) -> Result<Zeroizing<[u8; 32]>> {
-        let shared = Zeroizing::new(MontgomeryPoint(their.0).mul_clamped(self.0).to_bytes());
-        if bool::from(shared.ct_eq(&[0u8; 32])) {
-            return Err(Error::InvalidKey("agreement with a low-order public key"));
-        }
-        Ok(shared)
+        #[cfg(test)]
+        op_count::bump(|c| c.variable_base += 1);
+        x25519::active::agree(&self.0, &their.0)
+            .ok_or(Error::InvalidKey("agreement with a low-order public key"))
     }
 
     /// XEdDSA signature with fresh randomness.
@@ -485,5 +598,174 @@ mod tests {
         assert!(PublicKey::deserialize(&bad).is_err());
         assert!(p.is_canonical());
         let _ = unhex("05");
+    }
+
+    /// The X25519 backends give identical bytes (and reject the same all-zero secrets) on
+    /// random keys, on the edge cases of RFC 7748 and on Wycheproof's x25519 vectors when the
+    /// shared folder is there (`tests/shared_data`: skipped without it).
+    #[cfg(feature = "fast-x25519")]
+    mod backends {
+        use super::super::x25519::{aws_lc, dalek};
+        use crate::shared_data;
+        use rand::{Rng, SeedableRng};
+
+        fn same(k: &[u8; 32], u: &[u8; 32]) -> bool {
+            let (a, d) = (aws_lc::agree(k, u), dalek::agree(k, u));
+            assert_eq!(a.as_deref(), d.as_deref(), "k {k:02x?} u {u:02x?}");
+            d.is_some()
+        }
+
+        #[test]
+        fn random_keys_agree_and_public_keys_match() {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(25519);
+            for _ in 0..300 {
+                // Raw (unclamped) bytes: both backends clamp.
+                let k: [u8; 32] = rng.gen();
+                assert_eq!(aws_lc::public(&k), dalek::public(&k));
+                let peer = dalek::public(&rng.gen());
+                assert!(same(&k, &peer));
+                // Any 32 bytes as a peer key: twist points, bit 255 set, u >= p.
+                let u: [u8; 32] = rng.gen();
+                same(&k, &u);
+            }
+        }
+
+        #[test]
+        fn low_order_and_non_canonical_public_keys() {
+            // Points of order 1, 2, 4 and 8 (u = 0, 1, the two of order 8, p - 1) and the
+            // non-canonical u = p (0) and p + 1 (1), each also with bit 255 set (masked by
+            // X25519): every one gives an all-zero secret, refused by both.
+            let hex32 = |s: &str| <[u8; 32]>::try_from(hex::decode(s).unwrap()).unwrap();
+            let low_order = [
+                hex32("0000000000000000000000000000000000000000000000000000000000000000"),
+                hex32("0100000000000000000000000000000000000000000000000000000000000000"),
+                hex32("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+                hex32("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+                hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+                hex32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+                hex32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+            ];
+            let mut rng = rand::rngs::StdRng::seed_from_u64(7748);
+            for u in &low_order {
+                let mut high = *u;
+                high[31] |= 0x80;
+                for u in [u, &high] {
+                    for _ in 0..8 {
+                        let k: [u8; 32] = rng.gen();
+                        assert!(!same(&k, u), "u {u:02x?} must give an all-zero secret");
+                    }
+                }
+            }
+            // u >= p and bit 255 set on an ordinary point: computed (mod p, bit masked).
+            let mut k = [0u8; 32];
+            rng.fill(&mut k);
+            let mut u = dalek::public(&rng.gen());
+            u[31] |= 0x80;
+            assert!(same(&k, &u));
+            let mut small = [0u8; 32];
+            small[0] = 3;
+            let mut above_p =
+                hex32("efffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+            above_p[0] = 0xed + 3; // p + 3, the same point as u = 3
+            assert!(same(&k, &small));
+            assert_eq!(
+                aws_lc::agree(&k, &above_p).as_deref(),
+                dalek::agree(&k, &small).as_deref()
+            );
+        }
+
+        #[test]
+        fn wycheproof_x25519_both_backends() {
+            let Some(doc) = shared_data::json("wycheproof/x25519_test.json") else {
+                return;
+            };
+            let mut ran = 0;
+            let mut zero = 0;
+            for group in doc["testGroups"].as_array().unwrap() {
+                for t in group["tests"].as_array().unwrap() {
+                    let field = |name: &str| -> [u8; 32] {
+                        hex::decode(t[name].as_str().unwrap())
+                            .unwrap()
+                            .try_into()
+                            .unwrap()
+                    };
+                    let (k, u, shared) = (field("private"), field("public"), field("shared"));
+                    let (a, d) = (aws_lc::agree(&k, &u), dalek::agree(&k, &u));
+                    assert_eq!(a.as_deref(), d.as_deref(), "tc {}", t["tcId"]);
+                    match d {
+                        Some(d) => assert_eq!(*d, shared, "tc {}", t["tcId"]),
+                        None => {
+                            assert_eq!(shared, [0u8; 32], "tc {}", t["tcId"]);
+                            zero += 1;
+                        }
+                    }
+                    assert_eq!(aws_lc::public(&k), dalek::public(&k));
+                    ran += 1;
+                }
+            }
+            eprintln!("x25519 backends: {ran} Wycheproof vectors, {zero} all-zero refused by both");
+            assert!(ran > 0 && zero > 0);
+        }
+    }
+
+    /// The X25519 operations of a v3 handshake and of a ping-pong round trip (docs/curve.md).
+    /// Exact counts: a change in them is a change in the protocol's cost, to be documented.
+    #[test]
+    fn handshake_and_round_trip_op_counts() {
+        use super::op_count::{self, Counts};
+        use crate::prekey::{IdentityKeyPair, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord};
+        use crate::session::{decrypt, encrypt, process_prekey_bundle};
+        use crate::store::{Address, InMemoryStore};
+
+        let mut alice = InMemoryStore::new(IdentityKeyPair::generate(), 1);
+        let mut bob = InMemoryStore::new(IdentityKeyPair::generate(), 2);
+        let (aa, ba) = (Address::new("alice", 1), Address::new("bob", 1));
+        let id = bob.identity().clone();
+        let spk = SignedPreKeyRecord::generate(1, &id, 0);
+        let otk = PreKeyRecord::new(1, PrivateKey::generate());
+        let bundle = PreKeyBundle {
+            registration_id: 2,
+            device_id: 1,
+            identity_key: id.public_key,
+            signed_prekey_id: 1,
+            signed_prekey: spk.key_pair.public_key,
+            signed_prekey_signature: spk.signature.clone(),
+            prekey: Some((1, otk.key_pair.public_key)),
+            kyber: None,
+        };
+        bob.signed_prekeys.insert(1, spk);
+        bob.prekeys.insert(1, otk);
+
+        let _ = op_count::take();
+        process_prekey_bundle(&mut alice, &ba, &bundle).unwrap();
+        let m = encrypt(&mut alice, &ba, b"hi").unwrap();
+        let alice_side = op_count::take();
+        decrypt(&mut bob, &aa, &m).unwrap();
+        let bob_side = op_count::take();
+        eprintln!("v3 handshake: Alice {alice_side:?}, Bob {bob_side:?}");
+        // Alice: a base key and a sending ratchet key (2 fixed base); X3DH with a one-time
+        // prekey (4) and the first ratchet step (1); the signed prekey's signature.
+        let counts = |fixed_base, variable_base, signs, verifies| Counts {
+            fixed_base,
+            variable_base,
+            signs,
+            verifies,
+        };
+        assert_eq!(alice_side, counts(2, 5, 0, 1));
+        // Bob: X3DH (4); a DH ratchet step on Alice's ratchet key: the receiving chain (1),
+        // then a new ratchet key (1 fixed base) and his sending chain (1).
+        assert_eq!(bob_side, counts(1, 6, 0, 0));
+
+        // Ping-pong in steady state: each message starts a DH ratchet step on both sides.
+        let r = encrypt(&mut bob, &aa, b"hi").unwrap();
+        decrypt(&mut alice, &ba, &r).unwrap();
+        let _ = op_count::take();
+        let m = encrypt(&mut alice, &ba, b"ping").unwrap();
+        decrypt(&mut bob, &aa, &m).unwrap();
+        let r = encrypt(&mut bob, &aa, b"pong").unwrap();
+        decrypt(&mut alice, &ba, &r).unwrap();
+        let round_trip = op_count::take();
+        eprintln!("ping-pong round trip: {round_trip:?}");
+        assert_eq!(round_trip, counts(2, 4, 0, 0));
     }
 }

@@ -28,6 +28,12 @@ pub mod state;
 pub mod store;
 pub mod uow;
 
+/// The shared reference material (Wycheproof, …) for unit tests, as the integration tests
+/// reach it (`tests/shared_data`: skipped when absent).
+#[cfg(test)]
+#[path = "../tests/shared_data/mod.rs"]
+mod shared_data;
+
 pub use error::{Error, Result};
 
 /// The crate version.
