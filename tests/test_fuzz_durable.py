@@ -336,7 +336,9 @@ class DurableConversation(RuleBasedStateMachine):
         m = self.msgs[data.draw(st.sampled_from(candidates), label="message")]
         raw = bytearray(bytes(m.payload) if m.kind != "sealed" else m.payload)
         lo = 1 if m.kind == "sealed" else 0
-        pos = data.draw(st.integers(lo, len(raw) - 1), label="position")
+        # a message's length varies from run to run (random keys and ciphertexts): draw from a
+        # fixed range, so that hypothesis replays the same choices (else FlakyStrategyDefinition)
+        pos = lo + data.draw(st.integers(0, 1 << 16), label="position") % (len(raw) - lo)
         raw[pos] ^= 1 << data.draw(st.integers(0, 7), label="bit")
         try:
             payload: Any = bytes(raw)

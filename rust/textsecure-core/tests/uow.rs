@@ -469,7 +469,7 @@ fn senders(
             let msgs = (0..per)
                 .map(|k| message(run(&mut alice, encrypt_op(&b, &[k; 5])).unwrap()))
                 .collect();
-            (Address::new(&format!("alice{i}"), 1), msgs)
+            (Address::new(format!("alice{i}"), 1), msgs)
         })
         .collect()
 }
