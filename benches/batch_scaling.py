@@ -12,6 +12,7 @@ bytes). Prints msg/s per run and the median ratio of each alternated pair."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -135,6 +136,27 @@ def main() -> None:
         out = subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
         return float(json.loads(out)["msg_per_s"])
 
+    # The machine's own ceiling: a perfectly parallel, GIL-free workload (SHA-256 of 1 MiB
+    # buffers, hashlib releases the GIL) on every core against one thread, alternated.
+    data = b"x" * (1 << 20)
+
+    def hashes(n: int) -> None:
+        for _ in range(n):
+            hashlib.sha256(data).digest()
+
+    ceilings = []
+    for _ in range(5):
+        t = time.perf_counter()
+        hashes(40 * cores)
+        one_t = time.perf_counter() - t
+        with ThreadPoolExecutor(cores) as pool:
+            t = time.perf_counter()
+            list(pool.map(hashes, [40] * cores))
+            ceilings.append(one_t / (time.perf_counter() - t))
+    print(
+        f"machine ceiling ({cores} threads of SHA-256 / one thread): "
+        f"{statistics.median(ceilings):.2f}x ({', '.join(f'{c:.2f}' for c in ceilings)})"
+    )
     what = "the first of a new chain (a DH ratchet step)" if a.workload == "ratchet" else "in-chain"
     print(
         f"{cores} cores; {a.sessions} sessions x {a.per} messages per batch (v3, 100 bytes; "
